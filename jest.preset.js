@@ -1,0 +1,17 @@
+// Shared Jest settings for every package: ts-jest compiles TypeScript (type checking is
+// `pnpm typecheck`'s job, so tests transpile only), and sibling packages resolve to their
+// source through the "@mie/source" export condition, so a test never sees a stale dist/.
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  testEnvironmentOptions: {
+    customExportConditions: ['@mie/source', 'node', 'require', 'default'],
+  },
+  roots: ['<rootDir>/src'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json', diagnostics: false }],
+  },
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  testTimeout: 60000,
+};

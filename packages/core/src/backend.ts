@@ -1,0 +1,189 @@
+/**
+ * Backend selection (API.md section 5). `setBackend('auto')` takes `@tensorflow/tfjs-node-gpu`
+ * when it is installed and sees a GPU, else `@tensorflow/tfjs-node`, else wasm, else cpu. Both
+ * tfjs-node packages are optional peers, loaded only here and only when asked for.
+ */
+import { MieBackendError, describeValue } from './errors';
+import { tf } from './tfjs';
+import { registerWasmKernels } from './wasm-kernels';
+
+/** A backend choice accepted by {@link setBackend} and the `MIE_BACKEND` environment variable. */
+export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+
+/** The backend choices, in the order `auto` tries them. */
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+/** What {@link getDevice} reports about the active backend. */
+export interface DeviceInfo {
+  /** The tfjs backend name: `'tensorflow'`, `'wasm'` or `'cpu'`. */
+  backend: string;
+  /** Where tensors are computed. */
+  kind: 'gpu' | 'cpu';
+  /** The choice that selected it (`'auto'` when picked automatically). */
+  requested: BackendChoice;
+  /** The npm package that provides the backend. */
+  package: string;
+  /** Whether the wasm backend runs SIMD code (wasm only). */
+  simd?: boolean;
+  /** Threads the wasm backend computes with (wasm only). */
+  threads?: number;
+}
+
+/** Loads an optional package; replaced in tests to stub the tfjs-node packages. */
+export type ModuleLoader = (name: string) => unknown;
+
+const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
+const NODE_PACKAGE = '@tensorflow/tfjs-node';
+
+let loadModule: ModuleLoader = (name) => require(name);
+let device: DeviceInfo | null = null;
+let pending: Promise<DeviceInfo> | null = null;
+
+registerWasmKernels();
+
+/** Replaces the loader of optional packages (for tests); returns the previous one. */
+export function setModuleLoader(loader: ModuleLoader): ModuleLoader {
+  const previous = loadModule;
+  loadModule = loader;
+  return previous;
+}
+
+/** True when `error` says that `name` itself (not one of its dependencies) is not installed. */
+function isNotInstalled(error: unknown, name: string): boolean {
+  const e = error as { code?: string; message?: string };
+  return e?.code === 'MODULE_NOT_FOUND' && typeof e.message === 'string' && e.message.includes(`'${name}'`);
+}
+
+/** Loads an optional package: `false` when it is not installed, throws when it is installed but broken. */
+function tryLoad(name: string): boolean {
+  try {
+    loadModule(name);
+    return true;
+  } catch (error) {
+    if (isNotInstalled(error, name)) return false;
+    throw new MieBackendError(`setBackend: ${name} is installed but failed to load: ${(error as Error)?.message ?? error}`);
+  }
+}
+
+/** Switches tfjs to the `tensorflow` backend registered by a tfjs-node package. */
+async function activateTensorflow(pkg: string): Promise<boolean> {
+  if (!tf.findBackendFactory('tensorflow')) {
+    throw new MieBackendError(
+      `setBackend: ${pkg} loaded but did not register the "tensorflow" backend with the tfjs-core instance MIE uses. ` +
+        `Install a version that shares @tensorflow/tfjs-core ${tf.version_core} with @mie/core (only one tfjs-core may be installed).`,
+    );
+  }
+  if (!(await tf.setBackend('tensorflow'))) {
+    throw new MieBackendError(`setBackend: the "tensorflow" backend from ${pkg} failed to initialise.`);
+  }
+  const binding = (tf.findBackend('tensorflow') as { binding?: { isUsingGpuDevice?: () => boolean } } | null)?.binding;
+  return pkg === GPU_PACKAGE && binding?.isUsingGpuDevice?.() === true;
+}
+
+async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
+  if (!(await tf.setBackend('wasm'))) throw new MieBackendError('setBackend: the wasm backend failed to initialise.');
+  const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  const threads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
+  return { backend: 'wasm', kind: 'cpu', requested, package: '@tensorflow/tfjs-backend-wasm', simd, threads };
+}
+
+async function activateCpu(requested: BackendChoice): Promise<DeviceInfo> {
+  if (!(await tf.setBackend('cpu'))) throw new MieBackendError('setBackend: the cpu backend failed to initialise.');
+  // The cpu backend's first write prints advice to install tfjs-node; MIE chose its backend already.
+  (tf.backend() as { firstUse?: boolean }).firstUse = false;
+  return { backend: 'cpu', kind: 'cpu', requested, package: '@tensorflow/tfjs-backend-cpu' };
+}
+
+async function select(choice: BackendChoice): Promise<DeviceInfo> {
+  switch (choice) {
+    case 'cpu':
+      return activateCpu(choice);
+    case 'wasm':
+      return activateWasm(choice);
+    case 'tensorflow-gpu': {
+      if (!tryLoad(GPU_PACKAGE)) {
+        throw new MieBackendError(`setBackend: "tensorflow-gpu" needs the optional package ${GPU_PACKAGE}, which is not installed.`);
+      }
+      if (!(await activateTensorflow(GPU_PACKAGE))) {
+        throw new MieBackendError(`setBackend: ${GPU_PACKAGE} is installed but sees no GPU (check the CUDA and cuDNN libraries).`);
+      }
+      return { backend: 'tensorflow', kind: 'gpu', requested: choice, package: GPU_PACKAGE };
+    }
+    case 'tensorflow': {
+      // Either package provides the native CPU backend; the GPU build runs on the CPU when it sees no GPU.
+      const pkg = tryLoad(NODE_PACKAGE) ? NODE_PACKAGE : tryLoad(GPU_PACKAGE) ? GPU_PACKAGE : null;
+      if (!pkg) {
+        throw new MieBackendError(`setBackend: "tensorflow" needs the optional package ${NODE_PACKAGE} (or ${GPU_PACKAGE}), which is not installed.`);
+      }
+      const gpu = await activateTensorflow(pkg);
+      return { backend: 'tensorflow', kind: gpu ? 'gpu' : 'cpu', requested: choice, package: pkg };
+    }
+    case 'auto': {
+      // Only one tfjs-node package may be loaded per process: both register "tensorflow".
+      const pkg = tryLoad(GPU_PACKAGE) ? GPU_PACKAGE : tryLoad(NODE_PACKAGE) ? NODE_PACKAGE : null;
+      if (pkg) {
+        const gpu = await activateTensorflow(pkg);
+        return { backend: 'tensorflow', kind: gpu ? 'gpu' : 'cpu', requested: choice, package: pkg };
+      }
+      try {
+        return await activateWasm(choice);
+      } catch (error) {
+        process.emitWarning(`MIE: the wasm backend failed (${(error as Error).message}); falling back to cpu.`);
+        return activateCpu(choice);
+      }
+    }
+  }
+}
+
+/** Checks a backend choice, naming where it came from. */
+function parseChoice(value: unknown, source: string): BackendChoice {
+  if (typeof value === 'string' && (BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
+  throw new MieBackendError(`setBackend: ${source} must be one of ${BACKEND_CHOICES.join(', ')}. Received: ${describeValue(value)}.`);
+}
+
+/** The backend asked for by the `MIE_BACKEND` environment variable, or `'auto'`. */
+export function backendFromEnvironment(): BackendChoice {
+  const value = process.env.MIE_BACKEND;
+  return value === undefined || value === '' ? 'auto' : parseChoice(value, 'the MIE_BACKEND environment variable');
+}
+
+/**
+ * Selects the backend every MIE module computes on and resolves to its description.
+ * Without an argument, uses `MIE_BACKEND` or `'auto'`. Tensors created before a switch move
+ * to the new backend when next read.
+ */
+export async function setBackend(choice?: BackendChoice): Promise<DeviceInfo> {
+  const parsed = choice === undefined ? backendFromEnvironment() : parseChoice(choice, 'the backend');
+  const run = (pending ?? Promise.resolve()).catch(() => undefined).then(() => select(parsed));
+  pending = run;
+  try {
+    device = await run;
+    return { ...device };
+  } finally {
+    if (pending === run) pending = null;
+  }
+}
+
+/**
+ * Resolves once a backend is active, selecting the default one (`MIE_BACKEND` or `'auto'`)
+ * when none has been chosen yet. Await it before building models.
+ */
+export async function ready(): Promise<DeviceInfo> {
+  if (pending) await pending.catch(() => undefined);
+  if (device && tf.getBackend() === device.backend) return { ...device };
+  return setBackend();
+}
+
+/** Describes the active backend. Throws a `MieBackendError` when none is active yet. */
+export function getDevice(): DeviceInfo {
+  if (!device || tf.getBackend() !== device.backend) {
+    const name = tf.engine().backendName;
+    if (name) {
+      // A backend chosen directly through tf.setBackend: describe it as well as we can.
+      const pkg = name === 'wasm' ? '@tensorflow/tfjs-backend-wasm' : name === 'cpu' ? '@tensorflow/tfjs-backend-cpu' : `tfjs backend "${name}"`;
+      return { backend: name, kind: 'cpu', requested: name === 'wasm' || name === 'cpu' ? name : 'auto', package: pkg };
+    }
+    throw new MieBackendError('getDevice: no backend is active yet. Call `await ready()` or `await setBackend(...)` first.');
+  }
+  return { ...device };
+}

@@ -1,0 +1,55 @@
+/**
+ * @mie/core: the one tfjs instance (`tf`), backend selection, `Module` and `BaseModel`,
+ * safetensors checkpoints, initialisers, seeded randomness and the typed errors.
+ */
+export { tf } from './tfjs';
+export {
+  setBackend,
+  ready,
+  getDevice,
+  backendFromEnvironment,
+  setModuleLoader,
+  BACKEND_CHOICES,
+  type BackendChoice,
+  type DeviceInfo,
+  type ModuleLoader,
+} from './backend';
+export { registerWasmKernels } from './wasm-kernels';
+export { Module, checkRank, parameter, type ForwardHook, type LoadStateDictResult, type NamedTensors } from './module';
+export {
+  BaseModel,
+  registerModel,
+  registeredModels,
+  FORMAT_VERSION,
+  CONFIG_FILE,
+  WEIGHTS_FILE,
+  type CheckpointBuffers,
+  type CheckpointHeader,
+  type ModelClass,
+} from './base-model';
+export { writeFilesAtomically, type FileSystem } from './atomic-files';
+export { readSafetensors, writeSafetensors } from './safetensors';
+export {
+  INIT_TYPES,
+  computeFans,
+  initialize,
+  checkInitType,
+  kaimingUniform,
+  kaimingNormal,
+  xavierUniform,
+  xavierNormal,
+  uniform,
+  normal,
+  type InitType,
+} from './init';
+export { setSeed, clearSeed, nextSeed } from './random';
+export { dropout } from './dropout';
+export {
+  MieError,
+  MieConfigError,
+  MieShapeError,
+  MieSerializationError,
+  MieBackendError,
+  describeValue,
+  errorMessage,
+} from './errors';

@@ -1,0 +1,2 @@
+/** Test helpers shared by every MIE package (private, consumed as source). */
+export { runModuleTest, collectTensors, type ModuleTestOptions, type ConfigurableModule, type InputFactory } from './run-module-test';
