@@ -160,7 +160,8 @@ export abstract class Module {
     tf.tidy(() => {
       for (const [key, variable] of Object.entries(own)) {
         const value = state[key];
-        if (value === undefined) continue;
+        // Assigning a variable its own data would free that data first.
+        if (value === undefined || value.dataId === variable.dataId) continue;
         variable.assign(value.dtype === variable.dtype ? value : tf.cast(value, variable.dtype));
       }
     });

@@ -1,0 +1,187 @@
+import { MieSerializationError, MieShapeError } from './errors';
+import { Module, checkRank, parameter } from './module';
+import { setBackend } from './backend';
+import { tf } from './tfjs';
+
+class Dense extends Module {
+  readonly config: { inFeatures: number; outFeatures: number };
+  weight: tf.Variable;
+  bias: tf.Variable;
+  constructor(inFeatures: number, outFeatures: number) {
+    super();
+    this.config = { inFeatures, outFeatures };
+    this.weight = parameter(() => tf.fill([outFeatures, inFeatures], 0.5));
+    this.bias = parameter(() => tf.zeros([outFeatures]));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => tf.add(tf.matMul(x, this.weight, false, true), this.bias));
+  }
+}
+
+class Stack extends Module {
+  embedding = new Dense(2, 3);
+  layers = [new Dense(3, 3), new Dense(3, 3)];
+  steps = parameter(() => tf.zeros([1]), { trainable: false });
+  table = tf.keep(tf.ones([4])); // owned, not state
+  head: Dense;
+  constructor(tie = false) {
+    super();
+    this.head = tie ? this.layers[0] : new Dense(3, 1);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.head.forward(this.layers.reduce((h, layer) => layer.forward(h), this.embedding.forward(x))));
+  }
+}
+
+beforeAll(async () => {
+  await setBackend('cpu');
+});
+
+describe('Module', () => {
+  it('finds children and parameters from fields, arrays included, with dotted names in assignment order', () => {
+    const m = new Stack();
+    // A module's own variables come before its children's, as in PyTorch's named_parameters().
+    expect(m.namedParameters().map(([n]) => n)).toEqual([
+      'steps',
+      'embedding.weight',
+      'embedding.bias',
+      'layers.0.weight',
+      'layers.0.bias',
+      'layers.1.weight',
+      'layers.1.bias',
+      'head.weight',
+      'head.bias',
+    ]);
+    expect(m.namedChildren().map(([n]) => n)).toEqual(['embedding', 'layers.0', 'layers.1', 'head']);
+    expect(m.namedModules().map(([n]) => n)).toEqual(['', 'embedding', 'layers.0', 'layers.1', 'head']);
+    m.dispose();
+  });
+
+  it('counts trainable parameters, and buffers only when asked', () => {
+    const m = new Stack();
+    expect(m.countParameters()).toBe(9 + 12 + 12 + 4);
+    expect(m.countParameters({ trainableOnly: false })).toBe(9 + 12 + 12 + 4 + 1);
+    expect(m.trainableParameters()).toHaveLength(8);
+    m.dispose();
+  });
+
+  it('lists a tied module once, under its first path', () => {
+    const m = new Stack(true);
+    const names = m.namedParameters().map(([n]) => n);
+    expect(names).not.toContain('head.weight');
+    expect(names.filter((n) => n.startsWith('layers.0'))).toEqual(['layers.0.weight', 'layers.0.bias']);
+    expect(m.namedModules().map(([n]) => n)).toEqual(['', 'embedding', 'layers.0', 'layers.1']);
+    m.dispose();
+  });
+
+  it('round-trips its state dict and loads values (with a dtype cast)', () => {
+    const a = new Stack();
+    const b = new Stack();
+    tf.tidy(() => a.layers[1].weight.assign(tf.randomNormal([3, 3], 0, 1, 'float32', 1)));
+    b.loadStateDict(a.stateDict());
+    expect(Array.from(b.layers[1].weight.dataSync())).toEqual(Array.from(a.layers[1].weight.dataSync()));
+    const intBias = tf.tensor1d([1, 2, 3], 'int32');
+    b.loadStateDict({ ...b.stateDict(), 'layers.0.bias': intBias });
+    expect(b.layers[0].bias.dtype).toBe('float32');
+    expect(Array.from(b.layers[0].bias.dataSync())).toEqual([1, 2, 3]);
+    intBias.dispose();
+    a.dispose();
+    b.dispose();
+  });
+
+  it('names every missing, unexpected and mis-shaped key, and changes nothing on failure', () => {
+    const m = new Stack();
+    const before = Array.from(m.embedding.weight.dataSync());
+    const state: Record<string, tf.Tensor> = { ...m.stateDict() };
+    const fresh = tf.zeros([3, 2]);
+    const wrong = tf.zeros([5]);
+    const extra = tf.zeros([1]);
+    state['embedding.weight'] = fresh;
+    state['layers.1.bias'] = wrong;
+    state['surplus.weight'] = extra;
+    delete state['head.bias'];
+    delete state['steps'];
+    let message = '';
+    try {
+      m.loadStateDict(state);
+    } catch (error) {
+      expect(error).toBeInstanceOf(MieSerializationError);
+      message = (error as Error).message;
+    }
+    expect(message).toContain('"layers.1.bias" has shape [5], expected [3]');
+    expect(message).toContain('missing keys: "steps", "head.bias"');
+    expect(message).toContain('unexpected keys: "surplus.weight"');
+    expect(Array.from(m.embedding.weight.dataSync())).toEqual(before);
+
+    // Non-strict: missing and unexpected keys are reported, shapes still checked.
+    expect(() => m.loadStateDict(state, { strict: false })).toThrow(/layers\.1\.bias/);
+    state['layers.1.bias'] = m.layers[1].bias;
+    const result = m.loadStateDict(state, { strict: false });
+    expect(result).toEqual({ missingKeys: ['steps', 'head.bias'], unexpectedKeys: ['surplus.weight'] });
+    expect(Array.from(m.embedding.weight.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+    tf.dispose([fresh, wrong, extra]);
+    m.dispose();
+  });
+
+  it('rejects disposed tensors in a state dict', () => {
+    const m = new Dense(1, 1);
+    const t = tf.zeros([1, 1]);
+    t.dispose();
+    expect(() => m.loadStateDict({ weight: t, bias: m.bias })).toThrow(/"weight" is not a live tensor/);
+    m.dispose();
+  });
+
+  it('switches train/eval on every descendant', () => {
+    const m = new Stack();
+    expect(m.modules().every((x) => x.training)).toBe(true);
+    expect(m.eval()).toBe(m);
+    expect(m.modules().every((x) => !x.training)).toBe(true);
+    m.train();
+    expect(m.layers[1].training).toBe(true);
+    m.dispose();
+  });
+
+  it('frees every variable and owned tensor on dispose (also through `using`)', () => {
+    const before = tf.memory().numTensors;
+    const m = new Stack(true);
+    expect(tf.memory().numTensors).toBeGreaterThan(before);
+    m[Symbol.dispose]();
+    expect(m.isDisposed).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose(); // idempotent
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('runs forward hooks on nested calls, lets them replace outputs, and removes them', () => {
+    const m = new Stack();
+    const seen: Array<[number[], number]> = [];
+    const remove = m.layers[1].registerForwardHook((module, inputs, output) => {
+      expect(module).toBe(m.layers[1]);
+      seen.push([(inputs[0] as tf.Tensor).shape, (output as tf.Tensor).size]);
+    });
+    const x = tf.ones([4, 2]);
+    tf.dispose(m.forward(x));
+    expect(seen).toEqual([[[4, 3], 12]]);
+    const removeZero = m.head.registerForwardHook((_m, _i, output) => tf.zerosLike(output as tf.Tensor));
+    const zeroed = m.forward(x);
+    expect(Array.from(zeroed.dataSync())).toEqual([0, 0, 0, 0]);
+    expect(seen).toHaveLength(2);
+    remove();
+    removeZero();
+    const plain = m.forward(x);
+    expect(seen).toHaveLength(2);
+    expect(plain.dataSync().some((v) => v !== 0)).toBe(true);
+    expect(Object.prototype.hasOwnProperty.call(m.head, 'forward')).toBe(false);
+    tf.dispose([x, zeroed, plain]);
+    m.dispose();
+  });
+
+  it('checkRank names the module and the argument', () => {
+    const x = tf.zeros([2, 3]);
+    expect(checkRank('Test', 'input', x, [2])).toBe(x);
+    expect(() => checkRank('Test', 'input', x, 3)).toThrow(MieShapeError);
+    expect(() => checkRank('Test', 'input', x, 3)).toThrow('Test: input must have rank 3. Received: shape [2, 3] (rank 2).');
+    expect(() => checkRank('Test', 'input', [1, 2], 1)).toThrow('Test: input must be a live tf.Tensor');
+    x.dispose();
+  });
+});
