@@ -108,6 +108,18 @@ describe('setBackend / getDevice', () => {
     expect(getDevice().backend).toBe('cpu');
   });
 
+  it('serialises concurrent calls even when the first initialises slowly', async () => {
+    // A "tensorflow" backend whose initialisation takes a while: without the queue, the cpu
+    // switch would finish first and the slow one would win.
+    tf.registerBackend('tensorflow', () => new Promise((resolve) => setTimeout(() => resolve(new MathBackendCPU()), 50)));
+    useLoader(stubLoader([NODE_PACKAGE]));
+    const [first, second] = await Promise.all([setBackend('tensorflow'), setBackend('cpu')]);
+    expect(first.backend).toBe('tensorflow');
+    expect(second.backend).toBe('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+    expect(getDevice().backend).toBe('cpu');
+  });
+
   it('describes a backend chosen directly through tf.setBackend', async () => {
     await setBackend('cpu');
     await tf.setBackend('wasm');

@@ -35,6 +35,8 @@ export type ModuleLoader = (name: string) => unknown;
 const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
 const NODE_PACKAGE = '@tensorflow/tfjs-node';
 
+// A plain require: the optional peers are CommonJS packages resolved from the user's install.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 let loadModule: ModuleLoader = (name) => require(name);
 let device: DeviceInfo | null = null;
 let pending: Promise<DeviceInfo> | null = null;

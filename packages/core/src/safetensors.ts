@@ -319,7 +319,7 @@ function checkTiling(entries: HeaderEntry[], bufferLength: number): void {
     if (entry.begin < cursor) {
       throw fail(label, `overlap tensor ${describeValue(previous?.name)}, which ends at byte ${cursor}`, [entry.begin, entry.end]);
     }
-    if (false) {
+    if (entry.begin > cursor) {
       throw fail(label, `must begin at byte ${cursor}, leaving no hole in the buffer (tensors must be contiguous)`, [entry.begin, entry.end]);
     }
     cursor = entry.end;

@@ -1,0 +1,325 @@
+import { setBackend } from './backend'; // importing backend.ts registers the wasm kernels
+import { tf } from './tfjs';
+import { registerWasmKernels } from './wasm-kernels';
+
+type Backend = 'cpu' | 'wasm';
+
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomFloats(n: number, random: () => number): number[] {
+  return Array.from({ length: n }, () => random() * 2 - 1);
+}
+
+function randomInts(n: number, random: () => number, lo = -1000, hi = 1000): number[] {
+  return Array.from({ length: n }, () => lo + Math.floor(random() * (hi - lo)));
+}
+
+/** Runs `fn` with `backend` active and returns the shape, dtype and values of the tensor it makes. */
+async function on(backend: Backend, fn: () => tf.Tensor): Promise<{ shape: number[]; dtype: string; values: number[] }> {
+  await setBackend(backend);
+  const t = fn();
+  try {
+    return { shape: t.shape.slice(), dtype: t.dtype, values: Array.from(t.dataSync()) };
+  } finally {
+    t.dispose();
+  }
+}
+
+function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number): void {
+  expect(actual.length).toBe(expected.length);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const diff = Math.abs(actual[i] - expected[i]);
+    if (!(diff <= tolerance) && (at < 0 || diff > worst)) {
+      worst = diff;
+      at = i;
+    }
+  }
+  if (at >= 0) throw new Error(`values differ at ${at}: ${actual[at]} vs ${expected[at]} (|diff| ${worst} > ${tolerance})`);
+}
+
+/** Plain-JS reference with TensorFlow's semantics: ids outside [0, numSegments) are dropped. */
+function referenceSegmentSum(x: number[], xShape: number[], ids: number[], numSegments: number, dtype: 'float32' | 'int32'): number[] {
+  const inner = xShape.slice(1).reduce((a, b) => a * b, 1);
+  const out = dtype === 'int32' ? new Int32Array(numSegments * inner) : new Float32Array(numSegments * inner);
+  ids.forEach((id, i) => {
+    if (id < 0 || id >= numSegments) return;
+    for (let j = 0; j < inner; j++) out[id * inner + j] += x[i * inner + j];
+  });
+  return Array.from(out);
+}
+
+afterAll(async () => {
+  await setBackend('cpu');
+});
+
+describe('UnsortedSegmentSum on wasm', () => {
+  it('is registered for the wasm backend (and registerWasmKernels is idempotent)', () => {
+    const kernel = tf.getKernel('UnsortedSegmentSum', 'wasm');
+    expect(kernel).toBeDefined();
+    expect(tf.getKernel('Einsum', 'wasm')).toBeDefined();
+    registerWasmKernels();
+    expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBe(kernel);
+  });
+
+  const cases: Array<{ name: string; shape: number[]; ids: number[]; numSegments: number }> = [
+    { name: '1-D data, repeated ids', shape: [10], ids: [0, 3, 3, 1, 0, 2, 3, 3, 1, 0], numSegments: 4 },
+    { name: '1-D data, ids out of range are dropped', shape: [8], ids: [-1, 2, 4, 5, 100, 0, -7, 2], numSegments: 5 },
+    { name: '2-D data, numSegments beyond the largest id', shape: [7, 3], ids: [1, 1, 0, 4, 4, 4, 2], numSegments: 9 },
+    { name: '4-D data, repeats and out-of-range ids', shape: [6, 2, 3, 4], ids: [5, 0, 5, 9, -2, 0], numSegments: 6 },
+    { name: 'every id out of range', shape: [3, 5], ids: [-1, 3, 7], numSegments: 3 },
+    { name: 'a single row', shape: [1, 16], ids: [0], numSegments: 2 },
+  ];
+
+  for (const dtype of ['float32', 'int32'] as const) {
+    for (const [index, c] of cases.entries()) {
+      it(`matches cpu for ${dtype}: ${c.name}`, async () => {
+        const random = rng(1000 * index + (dtype === 'int32' ? 7 : 3));
+        const size = c.shape.reduce((a, b) => a * b, 1);
+        const x = dtype === 'int32' ? randomInts(size, random) : randomFloats(size, random);
+        const run = () => tf.unsortedSegmentSum(tf.tensor(x, c.shape, dtype), tf.tensor1d(c.ids, 'int32'), c.numSegments);
+        const cpu = await on('cpu', () => tf.tidy(run));
+        const wasm = await on('wasm', () => tf.tidy(run));
+        const expectedShape = [c.numSegments, ...c.shape.slice(1)];
+        expect(wasm.shape).toEqual(expectedShape);
+        expect(cpu.shape).toEqual(expectedShape);
+        expect(wasm.dtype).toBe(dtype);
+        const reference = referenceSegmentSum(x, c.shape, c.ids, c.numSegments, dtype);
+        if (dtype === 'int32') {
+          expect(wasm.values).toEqual(cpu.values);
+          expect(wasm.values).toEqual(reference);
+        } else {
+          expectClose(wasm.values, cpu.values, 1e-6);
+          expectClose(wasm.values, reference, 1e-6);
+        }
+      });
+    }
+  }
+
+  it('handles random shapes and ids (property check against cpu)', async () => {
+    const random = rng(42);
+    for (let trial = 0; trial < 8; trial++) {
+      const rows = 1 + Math.floor(random() * 12);
+      const rank = 1 + Math.floor(random() * 3);
+      const shape = [rows, ...Array.from({ length: rank - 1 }, () => 1 + Math.floor(random() * 4))];
+      const numSegments = 1 + Math.floor(random() * 8);
+      const ids = randomInts(rows, random, -2, numSegments + 2);
+      const size = shape.reduce((a, b) => a * b, 1);
+      const x = randomFloats(size, random);
+      const run = () => tf.unsortedSegmentSum(tf.tensor(x, shape), tf.tensor1d(ids, 'int32'), numSegments);
+      const cpu = await on('cpu', () => tf.tidy(run));
+      const wasm = await on('wasm', () => tf.tidy(run));
+      expect(wasm.shape).toEqual(cpu.shape);
+      expectClose(wasm.values, cpu.values, 1e-6);
+    }
+  });
+
+  it('stays correct when allocating the output grows the wasm heap', async () => {
+    // 64 MiB of output: more than the heap holds after the tests above, so makeOutput grows it.
+    const numSegments = 1 << 20;
+    const inner = 16;
+    const ids = [numSegments - 1, 3, numSegments - 1, numSegments];
+    const random = rng(5);
+    const x = randomFloats(ids.length * inner, random);
+    await setBackend('wasm');
+    const heapBytes = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.buffer.byteLength;
+    const heapBefore = heapBytes();
+    const out = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(x, [ids.length, inner]), tf.tensor1d(ids, 'int32'), numSegments));
+    expect(heapBytes()).toBeGreaterThan(heapBefore);
+    const values = out.dataSync();
+    out.dispose();
+    expect(values.length).toBe(numSegments * inner);
+    const last = Array.from(values.subarray((numSegments - 1) * inner));
+    expectClose(
+      last,
+      x.slice(0, inner).map((v, j) => Math.fround(v + x[2 * inner + j])),
+      1e-6,
+    );
+    expectClose(Array.from(values.subarray(3 * inner, 4 * inner)), x.slice(inner, 2 * inner), 1e-6);
+    let nonZero = 0;
+    for (const v of values) if (v !== 0) nonZero++;
+    expect(nonZero).toBe(2 * inner);
+  });
+
+  it('does not leak tensors or wasm buffers', async () => {
+    await setBackend('wasm');
+    const x = tf.tensor2d(randomFloats(20, rng(9)), [10, 2]);
+    const ids = tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1, 2, 9], 'int32');
+    const before = tf.memory().numTensors;
+    const buffers = tf.engine().backend.numDataIds();
+    for (let i = 0; i < 3; i++) tf.unsortedSegmentSum(x, ids, 3).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+    tf.dispose([x, ids]);
+  });
+});
+
+describe('Einsum on wasm', () => {
+  const cases: Array<{ equation: string; shapes: number[][] }> = [
+    { equation: 'ij,jk->ik', shapes: [[3, 4], [4, 5]] },
+    { equation: 'bij,bjk->bik', shapes: [[2, 3, 4], [2, 4, 5]] },
+    { equation: 'ij->ji', shapes: [[3, 4]] },
+    { equation: 'i,i->', shapes: [[7], [7]] },
+    { equation: 'ij,j->i', shapes: [[3, 4], [4]] },
+    { equation: 'bhqd,bhkd->bhqk', shapes: [[2, 3, 4, 5], [2, 3, 6, 5]] },
+    { equation: 'i,j->ij', shapes: [[3], [4]] },
+    { equation: 'ij->i', shapes: [[3, 4]] },
+    { equation: 'ij->ij', shapes: [[3, 4]] }, // the operand itself: must come back as a copy
+    // 'ii->i' (a diagonal) is not supported by tfjs's einsum on any backend.
+  ];
+
+  for (const [index, c] of cases.entries()) {
+    it(`matches cpu for '${c.equation}' without leaking`, async () => {
+      const random = rng(77 + index);
+      const operands = c.shapes.map((shape) => randomFloats(shape.reduce((a, b) => a * b, 1), random));
+      const run = (inputs: tf.Tensor[]) => tf.einsum(c.equation, ...inputs);
+      const results: Record<Backend, { shape: number[]; values: number[] }> = {} as never;
+      for (const backend of ['cpu', 'wasm'] as const) {
+        await setBackend(backend);
+        const inputs = operands.map((values, i) => tf.tensor(values, c.shapes[i]));
+        const tensorsBefore = tf.memory().numTensors;
+        const buffersBefore = tf.engine().backend.numDataIds();
+        const out = run(inputs);
+        results[backend] = { shape: out.shape.slice(), values: Array.from(out.dataSync()) };
+        // The cpu kernel hands back an operand itself for 'ij->ij' (so the result is that very
+        // tensor); the wasm kernel must return a tensor of its own.
+        const aliased = inputs.some((t) => t.dataId === out.dataId);
+        if (backend === 'wasm') expect(aliased).toBe(false);
+        if (!aliased) out.dispose();
+        expect(tf.memory().numTensors).toBe(tensorsBefore);
+        expect(tf.engine().backend.numDataIds()).toBe(buffersBefore);
+        // The inputs are intact (an output sharing their buffer would have been freed with it).
+        for (const [i, t] of inputs.entries()) expectClose(t.dataSync(), Float32Array.from(operands[i]), 0);
+        tf.dispose(inputs);
+      }
+      expect(results.wasm.shape).toEqual(results.cpu.shape);
+      expectClose(results.wasm.values, results.cpu.values, 1e-5);
+    });
+  }
+
+  it("computes 'ij,jk->ik' as matMul does", async () => {
+    await setBackend('wasm');
+    const random = rng(3);
+    const [a, b] = [tf.tensor2d(randomFloats(12, random), [3, 4]), tf.tensor2d(randomFloats(20, random), [4, 5])];
+    const [viaEinsum, viaMatMul] = [tf.einsum('ij,jk->ik', a, b), tf.matMul(a, b)];
+    expectClose(viaEinsum.dataSync(), viaMatMul.dataSync(), 1e-5);
+    tf.dispose([a, b, viaEinsum, viaMatMul]);
+  });
+});
+
+describe('embedding training on wasm', () => {
+  const VOCAB = 50;
+  const DIM = 8;
+  const ids = [
+    [0, 3, 3, 7, 49, 0],
+    [12, 12, 12, 5, 3, 1],
+    [49, 48, 0, 22, 22, 9],
+    [7, 7, 30, 31, 3, 0],
+  ];
+  const random = rng(2024);
+  const initialTable = randomFloats(VOCAB * DIM, random);
+  const weights = randomFloats(4 * 6 * DIM, random);
+
+  /** A fresh table variable plus the loss sum(gather(table, ids) * weights) over it. */
+  function setup(): { table: tf.Variable; idsT: tf.Tensor; weightsT: tf.Tensor; loss: () => tf.Scalar; dispose: () => void } {
+    // Variables escape tidy; the initial value tensor does not.
+    const table = tf.tidy(() => tf.variable(tf.tensor2d(initialTable, [VOCAB, DIM]), true));
+    const idsT = tf.tensor2d(ids, [4, 6], 'int32');
+    const weightsT = tf.tensor3d(weights, [4, 6, DIM]);
+    const loss = () => tf.sum(tf.mul(tf.gather(table, idsT), weightsT)) as tf.Scalar;
+    return { table, idsT, weightsT, loss, dispose: () => tf.dispose([table, idsT, weightsT]) };
+  }
+
+  async function gradients(backend: Backend): Promise<{ value: number; grad: number[] }> {
+    await setBackend(backend);
+    const s = setup();
+    try {
+      const { value, grads } = tf.variableGrads(s.loss, [s.table]);
+      const result = { value: value.dataSync()[0], grad: Array.from(grads[s.table.name].dataSync()) };
+      tf.dispose([value, grads[s.table.name]]);
+      return result;
+    } finally {
+      s.dispose();
+    }
+  }
+
+  it('gives the gather gradient wasm equal to cpu', async () => {
+    const start = tf.memory().numTensors;
+    const cpu = await gradients('cpu');
+    const wasm = await gradients('wasm');
+    expect(tf.memory().numTensors).toBe(start);
+    expect(wasm.grad.length).toBe(VOCAB * DIM);
+    expectClose(wasm.grad, cpu.grad, 1e-6);
+    expect(Math.abs(wasm.value - cpu.value)).toBeLessThan(1e-5);
+    // Repeated ids accumulate; unused rows get zero gradient.
+    const row = (r: number) => wasm.grad.slice(r * DIM, (r + 1) * DIM);
+    expect(row(40).every((v) => v === 0)).toBe(true);
+    const expected12 = Array.from({ length: DIM }, (_, d) => weights[(6 + 0) * DIM + d] + weights[(6 + 1) * DIM + d] + weights[(6 + 2) * DIM + d]);
+    expectClose(row(12), expected12, 1e-6);
+  });
+
+  async function train(backend: Backend, steps: number): Promise<{ table: number[]; losses: number[] }> {
+    await setBackend(backend);
+    const s = setup();
+    const optimizer = tf.train.sgd(0.1);
+    const losses: number[] = [];
+    let tensorsAfterFirst = -1;
+    try {
+      for (let step = 0; step < steps; step++) {
+        const cost = optimizer.minimize(s.loss, true, [s.table]);
+        losses.push(cost!.dataSync()[0]);
+        cost!.dispose();
+        if (step === 0) tensorsAfterFirst = tf.memory().numTensors;
+        else expect(tf.memory().numTensors).toBe(tensorsAfterFirst);
+      }
+      return { table: Array.from(s.table.dataSync()), losses };
+    } finally {
+      optimizer.dispose();
+      s.dispose();
+    }
+  }
+
+  it('trains the same with 20 SGD steps on wasm and on cpu, without leaking', async () => {
+    const start = tf.memory().numTensors;
+    const cpu = await train('cpu', 20);
+    const wasm = await train('wasm', 20);
+    expect(tf.memory().numTensors).toBe(start);
+    expectClose(wasm.table, cpu.table, 1e-5);
+    expect(wasm.table).not.toEqual(initialTable.map(Math.fround)); // it did train
+    for (const { losses } of [cpu, wasm]) {
+      expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
+      for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]);
+    }
+  });
+
+  it('fails on wasm without the UnsortedSegmentSum kernel (so the tests above would catch its absence)', async () => {
+    await setBackend('wasm');
+    const config = tf.getKernel('UnsortedSegmentSum', 'wasm');
+    expect(config).toBeDefined();
+    tf.unregisterKernel('UnsortedSegmentSum', 'wasm');
+    const s = setup();
+    try {
+      expect(() => tf.tidy(() => tf.variableGrads(s.loss, [s.table]).value)).toThrow(
+        /Kernel 'UnsortedSegmentSum' not registered for backend 'wasm'/,
+      );
+    } finally {
+      tf.registerKernel(config!);
+      s.dispose();
+    }
+    expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBe(config);
+    // And with it back, the gradient works again.
+    const restored = await gradients('wasm');
+    expect(restored.grad.some((v) => v !== 0)).toBe(true);
+  });
+});

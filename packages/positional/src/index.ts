@@ -1,0 +1,6 @@
+/**
+ * MIE positional encodings: sinusoidal, learned and rotary.
+ * The modules of this package arrive with the milestones that follow the foundation; today it
+ * exposes the package name and builds on the one tfjs instance of @mie/core.
+ */
+export const PACKAGE_NAME = '@mie/positional';

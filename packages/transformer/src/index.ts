@@ -1,0 +1,6 @@
+/**
+ * MIE transformers: encoder/decoder layers and stacks, EncoderDecoderTransformer and generation.
+ * The modules of this package arrive with the milestones that follow the foundation; today it
+ * exposes the package name and builds on the one tfjs instance of @mie/core.
+ */
+export const PACKAGE_NAME = '@mie/transformer';
