@@ -31,6 +31,8 @@ export async function runExample(code: string, modules: Record<string, unknown>)
   const logs: string[] = [];
   const fakeConsole = { ...console, log: (...args: unknown[]) => logs.push(args.map(String).join(' ')) };
   const exports: { done?: Promise<void> } = {};
+  // Other specifiers load as the example's reader would load them.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const requireFn = (name: string) => (name in modules ? modules[name] : require(name));
   new Function('require', 'exports', 'console', body)(requireFn, exports, fakeConsole);
   await exports.done;
