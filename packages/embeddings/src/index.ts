@@ -1,6 +1,4 @@
 /**
- * MIE token embeddings.
- * The modules of this package arrive with the milestones that follow the foundation; today it
- * exposes the package name and builds on the one tfjs instance of @mie/core.
+ * @mie/embeddings: token embeddings for MIE transformers, on the one tfjs instance of @mie/core.
  */
-export const PACKAGE_NAME = '@mie/embeddings';
+export { TokenEmbedding, type TokenEmbeddingOptions, type TokenEmbeddingConfig } from './token-embedding';
