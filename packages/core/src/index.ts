@@ -43,6 +43,16 @@ export {
   type InitType,
 } from './init';
 export { setSeed, clearSeed, nextSeed } from './random';
+export {
+  checkOptions,
+  checkPositiveInteger,
+  checkPositiveIntegers,
+  checkDropout,
+  checkBoolean,
+  checkPositiveNumber,
+  checkOneOf,
+  checkFeatures,
+} from './checks';
 export { dropout } from './dropout';
 export {
   MieError,
