@@ -20,6 +20,16 @@ describe('runModuleTest on core test modules', () => {
     await runModuleTest(() => new TinyDense({ inFeatures: 5, outFeatures: 2 }), batch, { expectedParameterCount: 12 });
   });
 
+  it('passes for a module without parameters', async () => {
+    class Doubler extends Module {
+      readonly config = {};
+      forward(x: tf.Tensor): tf.Tensor {
+        return tf.mul(x, 2);
+      }
+    }
+    await runModuleTest(() => new Doubler(), batch, { expectedParameterCount: 0 });
+  });
+
   it('passes for an embedding (gather gradient on wasm)', async () => {
     await runModuleTest(() => new TinyEmbedding({ vocabSize: 6, dim: 3 }), () => [tf.tensor2d([[0, 1, 2], [3, 4, 5]], [2, 3], 'int32')]);
   });

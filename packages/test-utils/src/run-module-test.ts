@@ -177,7 +177,9 @@ export async function runModuleTest(
     // 4. Every parameter gets a finite, non-zero gradient. The loss projects the outputs on fixed
     // random weights: a plain sum would give zero gradients through normalisations.
     const trainable = module.trainableParameters();
-    const gradientsOn = () => gradients(module, inputs, options, trainable);
+    // A module without trainable parameters (sinusoidal encodings, rotary, parameter-free norms)
+    // has no gradients to check; every other check still runs.
+    const gradientsOn = () => (trainable.length ? gradients(module, inputs, options, trainable) : new Map<tf.Variable, tf.Tensor>());
     const grads = gradientsOn();
     const allowed = new Set(options.allowZeroGradient ?? []);
     for (const [key, variable] of module.namedParameters()) {

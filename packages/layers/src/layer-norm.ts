@@ -1,0 +1,54 @@
+import { checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, checkPositiveNumber, Module, parameter, tf } from '@mie/core';
+
+/** Options of {@link LayerNorm}. */
+export interface LayerNormOptions {
+  /** Size of the last dimension, the one normalised (PyTorch's `normalized_shape` as one integer). Required. */
+  normalizedShape: number;
+  /** Added to the variance before the square root, for numerical stability. Default `1e-5` (PyTorch's). */
+  eps?: number;
+  /** Whether to learn a per-feature scale `weight` (ones at first) and shift `bias` (zeros at first). Default `true`. */
+  elementwiseAffine?: boolean;
+}
+
+/** The resolved options of a {@link LayerNorm}: every field set. */
+export type LayerNormConfig = Required<LayerNormOptions>;
+
+const OPTIONS = ['normalizedShape', 'eps', 'elementwiseAffine'] as const;
+
+/**
+ * Layer normalisation over the last dimension (Ba, Kiros & Hinton 2016), as `torch.nn.LayerNorm`:
+ * `y = (x - mean) / sqrt(var + eps) * weight + bias`, with the biased variance (divided by n).
+ * State: `weight [normalizedShape]`, `bias [normalizedShape]` (when `elementwiseAffine`).
+ */
+export class LayerNorm extends Module {
+  /** The resolved options: `new LayerNorm(norm.config)` rebuilds this layer. */
+  readonly config: LayerNormConfig;
+  /** The per-feature scale, or `null` without `elementwiseAffine`. */
+  readonly weight: tf.Variable | null;
+  /** The per-feature shift, or `null` without `elementwiseAffine`. */
+  readonly bias: tf.Variable | null;
+
+  constructor(options: LayerNormOptions) {
+    super();
+    const { normalizedShape, eps = 1e-5, elementwiseAffine = true } = checkOptions('LayerNorm', options, OPTIONS);
+    this.config = Object.freeze({
+      normalizedShape: checkPositiveInteger('LayerNorm', 'normalizedShape', normalizedShape),
+      eps: checkPositiveNumber('LayerNorm', 'eps', eps),
+      elementwiseAffine: checkBoolean('LayerNorm', 'elementwiseAffine', elementwiseAffine),
+    });
+    this.weight = elementwiseAffine ? parameter(() => tf.ones([normalizedShape])) : null;
+    this.bias = elementwiseAffine ? parameter(() => tf.zeros([normalizedShape])) : null;
+  }
+
+  /** Normalises `x [..., normalizedShape]` (float32, any rank >= 1) over its last dimension; same shape out. */
+  forward(x: tf.Tensor): tf.Tensor {
+    checkFeatures('LayerNorm', 'input x', x, this.config.normalizedShape, 'normalizedShape');
+    return tf.tidy(() => {
+      const mean = tf.mean(x, -1, true); // [..., 1]
+      const centered = tf.sub(x, mean);
+      const variance = tf.mean(tf.square(centered), -1, true); // [..., 1], biased as in PyTorch
+      const normalized = tf.mul(centered, tf.rsqrt(tf.add(variance, this.config.eps)));
+      return this.weight && this.bias ? tf.add(tf.mul(normalized, this.weight), this.bias) : normalized;
+    });
+  }
+}
