@@ -1,6 +1,25 @@
 /**
- * MIE attention: scaled dot-product, multi-head, simple, grouped-query and ALiBi attention, masks and KV caches.
- * The modules of this package arrive with the milestones that follow the foundation; today it
- * exposes the package name and builds on the one tfjs instance of @mie/core.
+ * @mie/attention: scaled dot-product, multi-head, simple, grouped-query and ALiBi attention,
+ * one mask polarity (true = may attend), and key/value caches for incremental decoding.
  */
-export const PACKAGE_NAME = '@mie/attention';
+export { ScaledDotProductAttention, scaledDotProductAttention, type ScaledDotProductAttentionOptions, type AttentionCoreOptions } from './scaled-dot-product-attention';
+export {
+  MultiHeadAttention,
+  torchMultiheadAttentionToMie,
+  type MultiHeadAttentionOptions,
+  type MultiHeadAttentionCallOptions,
+  type TorchMultiheadAttentionState,
+} from './multi-head-attention';
+export { SimpleAttention, type SimpleAttentionOptions } from './simple-attention';
+export { GroupedQueryAttention, type GroupedQueryAttentionOptions, type GroupedQueryAttentionCallOptions } from './grouped-query-attention';
+export { ALiBiAttention, alibiSlopes, type ALiBiAttentionOptions, type ALiBiAttentionCallOptions } from './alibi-attention';
+export { KeyValueCache } from './kv-cache';
+export {
+  buildAttentionMask,
+  causalMask,
+  maskedSoftmax,
+  fromTorchBoolMask,
+  fromAdditiveMask,
+  BLOCKED_SCORE,
+  type AttentionMaskOptions,
+} from './masks';

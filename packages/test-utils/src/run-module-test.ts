@@ -140,7 +140,7 @@ export async function runModuleTest(
     // 3. Deterministic eval output; save/load round trip gives identical outputs.
     module.eval();
     const inputs = input();
-    const inputTensors = collectTensors(inputs);
+    const inputTensors = [...new Set(collectTensors(inputs))]; // one tensor may be passed several times
     const reference = runForward(module, inputs, options);
     if (reference.length === 0) fail(name, 'forward', 'returned no tensor');
     for (const [i, t] of reference.entries()) {

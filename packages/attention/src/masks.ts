@@ -1,0 +1,120 @@
+/**
+ * Attention masks, one polarity everywhere (API.md section 1): `true`/`1` = may attend,
+ * `false`/`0` = blocked. `mask` broadcasts to `[batch, heads, queryLength, keyLength]`,
+ * `keyPaddingMask` is `[batch, keyLength]` with 1 for real tokens, and `causal: true` lets query
+ * `i` see keys `j <= i + (keyLength - queryLength)`: the causal mask is aligned to the END of the
+ * keys, so it stays right when cached keys precede the queries.
+ *
+ * Legend: b batch, h heads, q query length, k key length.
+ */
+import { MieShapeError, describeValue, tf } from '@mie/core';
+
+/** Call-time masking options shared by every attention module. */
+export interface AttentionMaskOptions {
+  /** Allowed positions, broadcastable to `[batch, heads, queryLength, keyLength]` (bool or 0/1). */
+  mask?: tf.Tensor;
+  /** `[batch, keyLength]`, 1 (true) for real tokens, 0 (false) for padding. */
+  keyPaddingMask?: tf.Tensor;
+  /** Adds the causal mask (aligned to the end of the keys). Default false. */
+  causal?: boolean;
+}
+
+/** Fill value for blocked scores: finite, so that softmax and its gradient never produce NaN. */
+export const BLOCKED_SCORE = -1e30;
+
+/**
+ * Merges `mask`, `keyPaddingMask` and `causal` into one bool tensor broadcastable to
+ * `[batch, heads, queryLength, keyLength]`, or `null` when nothing is masked. Wrong shapes are a
+ * `MieShapeError` naming `module` and the argument.
+ */
+export function buildAttentionMask(
+  module: string,
+  { mask, keyPaddingMask, causal = false }: AttentionMaskOptions,
+  dims: { batch: number; heads: number; queryLength: number; keyLength: number },
+): tf.Tensor | null {
+  const { batch, heads, queryLength, keyLength } = dims;
+  return tf.tidy(() => {
+    const parts: tf.Tensor[] = [];
+    if (mask !== undefined && mask !== null) {
+      if (!(mask instanceof tf.Tensor) || mask.isDisposed || mask.rank < 2 || mask.rank > 4) {
+        throw new MieShapeError(
+          `${module}: mask must be a tensor of rank 2 [q, k], 3 [b, q, k] or 4 [b, h, q, k] (bool, or 1 = attend). Received: ${describeValue(mask)}.`,
+        );
+      }
+      // Right-align to [b, h, q, k]; a rank-3 mask is [b, q, k] (one per batch element, as PyTorch's).
+      const shape4 = mask.rank === 2 ? [1, 1, ...mask.shape] : mask.rank === 3 ? [mask.shape[0], 1, mask.shape[1], mask.shape[2]] : mask.shape;
+      const target = [batch, heads, queryLength, keyLength];
+      if (!shape4.every((size, i) => size === target[i] || size === 1)) {
+        throw new MieShapeError(
+          `${module}: mask of shape [${mask.shape.join(', ')}] does not broadcast to [batch ${batch}, heads ${heads}, queries ${queryLength}, keys ${keyLength}].`,
+        );
+      }
+      parts.push(toBool(tf.reshape(mask, shape4 as number[])));
+    }
+    if (keyPaddingMask !== undefined && keyPaddingMask !== null) {
+      if (!(keyPaddingMask instanceof tf.Tensor) || keyPaddingMask.isDisposed || keyPaddingMask.rank !== 2 || keyPaddingMask.shape[0] !== batch || keyPaddingMask.shape[1] !== keyLength) {
+        throw new MieShapeError(
+          `${module}: keyPaddingMask must be [batch ${batch}, keys ${keyLength}] (1 = real token). Received: ${describeValue(keyPaddingMask)}.`,
+        );
+      }
+      parts.push(toBool(tf.reshape(keyPaddingMask, [batch, 1, 1, keyLength]))); // [b, k] -> [b, 1, 1, k]
+    }
+    if (causal) parts.push(causalMask(queryLength, keyLength));
+    if (parts.length === 0) return null as unknown as tf.Tensor;
+    return parts.reduce((a, b) => tf.logicalAnd(a, b));
+  }) as tf.Tensor | null;
+}
+
+/** `[1, 1, q, k]` bool: query `i` sees key `j` when `j <= i + (k - q)`. */
+export function causalMask(queryLength: number, keyLength: number): tf.Tensor {
+  return tf.tidy(() => {
+    const rows = tf.reshape(tf.range(keyLength - queryLength, keyLength, 1, 'int32'), [queryLength, 1]); // [q, 1]
+    const cols = tf.reshape(tf.range(0, keyLength, 1, 'int32'), [1, keyLength]); // [1, k]
+    return tf.reshape(tf.lessEqual(cols, rows), [1, 1, queryLength, keyLength]);
+  });
+}
+
+function toBool(x: tf.Tensor): tf.Tensor {
+  return x.dtype === 'bool' ? x : tf.notEqual(x, tf.scalar(0, x.dtype));
+}
+
+/**
+ * Softmax over the last axis of `scores` restricted to `allowed` (null = everything): blocked
+ * entries get weight 0, and a row with nothing allowed gets all-zero weights (so a zero context)
+ * with finite gradients, never NaN.
+ */
+export function maskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor | null): tf.Tensor {
+  return tf.tidy(() => {
+    if (allowed === null) return tf.softmax(scores);
+    const filled = tf.where(tf.broadcastTo(allowed, scores.shape), scores, tf.fill(scores.shape, BLOCKED_SCORE));
+    const weights = tf.softmax(filled);
+    // A fully blocked row came out uniform: zero it.
+    const anyAllowed = tf.cast(tf.any(allowed, -1, true), 'float32'); // [.., q, 1]
+    return tf.mul(weights, anyAllowed);
+  });
+}
+
+/**
+ * Converts a PyTorch boolean mask (`True` = blocked, as `attn_mask` / `key_padding_mask` of
+ * `torch.nn.MultiheadAttention`) to MIE's polarity (`true` = may attend).
+ */
+export function fromTorchBoolMask(mask: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.logicalNot(toBool(mask)));
+}
+
+/**
+ * Converts a PyTorch additive float mask (0 = attend, `-inf` or a large negative value such as
+ * `-1e9` or the float minimum = blocked) to MIE's polarity. Any other value is a bias, not a
+ * mask, and is a `MieShapeError`.
+ */
+export function fromAdditiveMask(mask: tf.Tensor): tf.Tensor {
+  const allowed = tf.tidy(() => tf.equal(mask, tf.scalar(0, mask.dtype)));
+  const invalid = tf.tidy(() => tf.any(tf.logicalAnd(tf.logicalNot(allowed), tf.greater(mask, tf.scalar(-1e4, mask.dtype)))));
+  const bad = invalid.dataSync()[0];
+  invalid.dispose();
+  if (bad) {
+    allowed.dispose();
+    throw new MieShapeError('fromAdditiveMask: mask values must be 0 (attend) or -inf / <= -1e4 (blocked); other values are a bias, not a mask.');
+  }
+  return allowed;
+}

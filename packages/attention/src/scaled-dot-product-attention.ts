@@ -1,0 +1,98 @@
+/**
+ * Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need", eq. 1):
+ * `softmax(q kᵀ / sqrt(d) + bias, blocked -> -inf) v`.
+ *
+ * Legend: b batch, h heads, q query length, k key length, d head size.
+ */
+import { MieConfigError, MieShapeError, Module, describeValue, dropout, errorMessage, tf } from '@mie/core';
+import { maskedSoftmax } from './masks';
+
+/** Inputs of the functional attention core shared by every attention module. */
+export interface AttentionCoreOptions {
+  /** Bool, broadcastable to the scores `[..., q, k]`: true = may attend; `null` = no mask. */
+  allowed?: tf.Tensor | null;
+  /** Added to the scaled scores (ALiBi), broadcastable to `[..., q, k]`. */
+  bias?: tf.Tensor | null;
+  /** Dropout rate on the attention weights, applied when `training`. */
+  dropout?: number;
+  training?: boolean;
+}
+
+/**
+ * The attention computation on `q [..., q, d]`, `k [..., k, d]`, `v [..., k, dv]`:
+ * returns `[context [..., q, dv], weights [..., q, k]]`. Fully blocked query rows get zero
+ * weights and a zero context.
+ */
+export function scaledDotProductAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  { allowed = null, bias = null, dropout: rate = 0, training = false }: AttentionCoreOptions = {},
+): [tf.Tensor, tf.Tensor] {
+  return tf.tidy(() => {
+    const headDim = q.shape[q.rank - 1];
+    let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(headDim)); // [.., q, d] x [.., k, d]ᵀ -> [.., q, k]
+    if (bias) scores = tf.add(scores, bias);
+    const weights = maskedSoftmax(scores, allowed);
+    const context = tf.matMul(dropout(weights, rate, training), v); // [.., q, k] x [.., k, dv] -> [.., q, dv]
+    return [context, weights];
+  });
+}
+
+/** Options of {@link ScaledDotProductAttention}. */
+export interface ScaledDotProductAttentionOptions {
+  /** Dropout rate on the attention weights, in [0, 1). Default 0.1 (the design's). */
+  dropout?: number;
+}
+
+/**
+ * Scaled dot-product attention as a module (no parameters): `forward(q, k, v, { mask })` ->
+ * `[context, attentionWeights]` for `q [..., tq, d]`, `k [..., tk, d]`, `v [..., tk, dv]` with
+ * matching leading dimensions. `mask` (true = may attend) broadcasts to `[..., tq, tk]`.
+ */
+export class ScaledDotProductAttention extends Module {
+  readonly config: Required<ScaledDotProductAttentionOptions>;
+
+  constructor(options: ScaledDotProductAttentionOptions = {}) {
+    super();
+    const { dropout: rate = 0.1 } = options;
+    if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) {
+      throw new MieConfigError(errorMessage('ScaledDotProductAttention', 'option "dropout"', 'must be a number in [0, 1)', rate));
+    }
+    this.config = { dropout: rate };
+  }
+
+  forward(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, { mask }: { mask?: tf.Tensor } = {}): [tf.Tensor, tf.Tensor] {
+    const name = 'ScaledDotProductAttention';
+    for (const [arg, t] of [['query', q], ['key', k], ['value', v]] as const) {
+      if (!(t instanceof tf.Tensor) || t.isDisposed || t.rank < 2 || t.dtype !== 'float32') {
+        throw new MieShapeError(`${name}: ${arg} must be a float32 tensor [..., length, features]. Received: ${describeValue(t)}.`);
+      }
+    }
+    const lead = (t: tf.Tensor) => t.shape.slice(0, -2).join(',');
+    if (q.rank !== k.rank || k.rank !== v.rank || lead(q) !== lead(k) || lead(k) !== lead(v)) {
+      throw new MieShapeError(`${name}: query, key and value must share their leading dimensions. Received: [${q.shape}], [${k.shape}], [${v.shape}].`);
+    }
+    if (q.shape[q.rank - 1] !== k.shape[k.rank - 1]) {
+      throw new MieShapeError(`${name}: query and key must have the same feature size. Received: ${q.shape[q.rank - 1]} and ${k.shape[k.rank - 1]}.`);
+    }
+    if (k.shape[k.rank - 2] !== v.shape[v.rank - 2]) {
+      throw new MieShapeError(`${name}: key and value must have the same length. Received: ${k.shape[k.rank - 2]} and ${v.shape[v.rank - 2]}.`);
+    }
+    const scoreShape = [...q.shape.slice(0, -1), k.shape[k.rank - 2]];
+    let allowed: tf.Tensor | null = null;
+    if (mask !== undefined && mask !== null) {
+      const aligned = mask instanceof tf.Tensor && !mask.isDisposed && mask.rank <= scoreShape.length &&
+        mask.shape.every((size, i) => size === 1 || size === scoreShape[scoreShape.length - mask.rank + i]);
+      if (!aligned) {
+        throw new MieShapeError(`${name}: mask must broadcast to the scores [${scoreShape.join(', ')}] (true = may attend). Received: ${describeValue(mask)}.`);
+      }
+      allowed = mask.dtype === 'bool' ? mask : tf.tidy(() => tf.notEqual(mask, tf.scalar(0, mask.dtype)));
+    }
+    try {
+      return scaledDotProductAttention(q, k, v, { allowed, dropout: this.config.dropout, training: this.training });
+    } finally {
+      if (allowed !== null && allowed !== mask) allowed.dispose();
+    }
+  }
+}
