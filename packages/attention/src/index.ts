@@ -9,6 +9,7 @@ export {
   type MultiHeadAttentionOptions,
   type MultiHeadAttentionCallOptions,
   type TorchMultiheadAttentionState,
+  type ProjectedKeyValue,
 } from './multi-head-attention';
 export { SimpleAttention, type SimpleAttentionOptions } from './simple-attention';
 export { GroupedQueryAttention, type GroupedQueryAttentionOptions, type GroupedQueryAttentionCallOptions } from './grouped-query-attention';

@@ -128,3 +128,26 @@ describe('KeyValueCache', () => {
     alibi.dispose();
   });
 });
+
+describe('projected cross-attention keys and values', () => {
+  beforeAll(async () => {
+    await setBackend('cpu');
+  });
+
+  it.each([false, true])('computed once, they give the same output as projecting every step (rotary: %s)', (useRotaryEmbeddings) => {
+    const before = tf.memory().numTensors;
+    const mha = new MultiHeadAttention({ inputDim: 8, numHeads: 2, useRotaryEmbeddings, maxSeqLength: 16 }).eval();
+    const memory = tf.randomNormal([2, 5, 8], 0, 1, 'float32', 4);
+    const queries = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 5);
+    const padding = tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]);
+    const [expected, expectedWeights] = mha.forward(queries, memory, memory, { keyPaddingMask: padding });
+    const projected = mha.projectKeyValue(memory, memory);
+    const [actual, actualWeights] = mha.forward(queries, memory, memory, { keyPaddingMask: padding, projectedKeyValue: projected });
+    expect(maxAbsDiff(actual, expected)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(actualWeights, expectedWeights)).toBeLessThan(1e-6);
+    expect(() => mha.forward(queries, memory, memory, { projectedKeyValue: projected, cache: new KeyValueCache() })).toThrow(/not both/);
+    tf.dispose([memory, queries, padding, expected, expectedWeights, projected.keys, projected.values, actual, actualWeights]);
+    mha.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

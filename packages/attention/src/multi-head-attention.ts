@@ -46,6 +46,18 @@ export interface MultiHeadAttentionCallOptions extends AttentionMaskOptions {
    * keys, and positions (rotary, causal) continue from `cache.length`.
    */
   cache?: KeyValueCache;
+  /**
+   * Keys and values already projected by {@link MultiHeadAttention.projectKeyValue} (cross-attention
+   * over a fixed memory during decoding: computed once per source, not once per step). The `key`
+   * and `value` arguments are then only checked, not projected.
+   */
+  projectedKeyValue?: ProjectedKeyValue;
+}
+
+/** Projected keys and values `[batch, heads, keyLength, headDim]`. */
+export interface ProjectedKeyValue {
+  keys: tf.Tensor;
+  values: tf.Tensor;
 }
 
 /** A `torch.nn.MultiheadAttention` state dict (`in_proj_weight`, `in_proj_bias`, `out_proj.*`). */
@@ -102,14 +114,24 @@ export class MultiHeadAttention extends Module {
     const { cache } = options;
     checkCache(name, cache);
     const offset = cache?.length ?? 0;
+    const { projectedKeyValue } = options;
+    if (projectedKeyValue && cache) {
+      throw new MieConfigError(`${name}: pass either cache (self-attention) or projectedKeyValue (cross-attention), not both.`);
+    }
     return tf.tidy(() => {
       let q = splitHeads(this.qProj.forward(query), numHeads); // [b, q, e] -> [b, q, h, d]
-      let k = splitHeads(this.kProj.forward(key), numHeads); // [b, k, e] -> [b, k, h, d]
-      const v = headsFirst(splitHeads(this.vProj.forward(value), numHeads)); // -> [b, h, k, d]
-      if (this.rotary) [q, k] = this.rotary.forward(q, k, { offset });
-      let keys = headsFirst(k); // [b, k, h, d] -> [b, h, k, d]
-      let values = v;
-      if (cache) ({ keys, values } = cache.append(keys, values, name));
+      let keys: tf.Tensor;
+      let values: tf.Tensor;
+      if (projectedKeyValue) {
+        ({ keys, values } = projectedKeyValue);
+        if (this.rotary) q = this.rotary.rotate(q, { offset });
+      } else {
+        let k = splitHeads(this.kProj.forward(key), numHeads); // [b, k, e] -> [b, k, h, d]
+        if (this.rotary) [q, k] = this.rotary.forward(q, k, { offset });
+        keys = headsFirst(k); // [b, k, h, d] -> [b, h, k, d]
+        values = headsFirst(splitHeads(this.vProj.forward(value), numHeads)); // -> [b, h, k, d]
+        if (cache) ({ keys, values } = cache.append(keys, values, name));
+      }
       const allowed = buildAttentionMask(name, options, {
         batch: query.shape[0],
         heads: numHeads,
@@ -122,6 +144,23 @@ export class MultiHeadAttention extends Module {
         training: this.training,
       }); // context [b, h, q, d], weights [b, h, q, k]
       return [this.outProj.forward(mergeHeads(context)), weights];
+    });
+  }
+
+  /**
+   * Projects `key` and `value` (`[batch, keyLength, inputDim]`) into heads once, for repeated
+   * cross-attention over the same memory: pass the result as `projectedKeyValue`. With rotary
+   * embeddings the keys are rotated at positions 0.. . The caller disposes the returned tensors.
+   */
+  projectKeyValue(key: tf.Tensor, value: tf.Tensor): ProjectedKeyValue {
+    const name = 'MultiHeadAttention.projectKeyValue';
+    const { inputDim, numHeads } = this.config;
+    checkSequence(name, 'key', key, inputDim, 'inputDim');
+    checkSequence(name, 'value', value, inputDim, 'inputDim');
+    return tf.tidy(() => {
+      let k = splitHeads(this.kProj.forward(key), numHeads);
+      if (this.rotary) k = this.rotary.rotate(k);
+      return { keys: headsFirst(k), values: headsFirst(splitHeads(this.vProj.forward(value), numHeads)) };
     });
   }
 

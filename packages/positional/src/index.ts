@@ -1,6 +1,32 @@
 /**
- * MIE positional encodings: sinusoidal, learned and rotary.
- * The modules of this package arrive with the milestones that follow the foundation; today it
- * exposes the package name and builds on the one tfjs instance of @mie/core.
+ * @mie/positional: position information for transformers. `PositionalEncoding` (sinusoidal or
+ * learned absolute encodings), `RotaryPositionEncoding` (RoPE), and the heatmap renderer their
+ * visualisations use (also for attention maps).
  */
-export const PACKAGE_NAME = '@mie/positional';
+export {
+  PositionalEncoding,
+  sinusoidalEncodings,
+  ENCODING_TYPES,
+  type EncodingType,
+  type PositionalEncodingOptions,
+  type PositionalEncodingForwardOptions,
+  type VisualizeEncodingsOptions,
+} from './positional-encoding';
+export {
+  RotaryPositionEncoding,
+  type RotaryPositionEncodingOptions,
+  type RotaryForwardOptions,
+  type VisualizeRotationOptions,
+} from './rotary-position-encoding';
+export {
+  renderHeatmap,
+  renderHeatmapSvg,
+  layoutHeatmap,
+  heatmapColor,
+  type ColorMapName,
+  type HeatmapOptions,
+  type HeatmapLayout,
+  type HeatmapRect,
+  type HeatmapTick,
+  type HeatmapText,
+} from './heatmap';

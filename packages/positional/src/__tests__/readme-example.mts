@@ -1,0 +1,19 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setBackend, tf } from '@mie/core';
+import { PositionalEncoding, RotaryPositionEncoding } from '@mie/positional';
+
+await setBackend('cpu');
+const positional = new PositionalEncoding({ dModel: 64, maxSeqLength: 512 }).eval();
+const x = tf.randomNormal([2, 10, 64]); // [batch, seq, dModel] token embeddings
+console.log(positional.forward(x).shape); // [2, 10, 64]: x + PE[0..9] (dropout only in training)
+const next = positional.forward(tf.randomNormal([2, 1, 64]), { offset: 10 }); // the 11th token alone
+
+const rotary = new RotaryPositionEncoding({ headDim: 16 }); // rotate-half pairs (i, i + 8), as LLaMA
+const q = tf.randomNormal([2, 10, 4, 16]); // [batch, seq, heads, headDim]
+const k = tf.randomNormal([2, 10, 1, 16]); // one key head (grouped-query attention)
+const [qRotated, kRotated] = rotary.forward(q, k);
+console.log(qRotated.shape, kRotated.shape, next.shape); // [2, 10, 4, 16] [2, 10, 1, 16] [2, 1, 64]
+
+const png = await positional.visualizeEncodings({ file: path.join(os.tmpdir(), 'sinusoidal.png') });
+console.log(png.length > 0); // true: PNG bytes, also written to the file
