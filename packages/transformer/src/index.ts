@@ -1,6 +1,19 @@
 /**
- * MIE transformers: encoder/decoder layers and stacks, EncoderDecoderTransformer and generation.
- * The modules of this package arrive with the milestones that follow the foundation; today it
- * exposes the package name and builds on the one tfjs instance of @mie/core.
+ * @mie/transformer: encoder and decoder layers and stacks, the encoder-decoder Transformer,
+ * PyTorch state-dict import/export, attention maps and generation.
  */
-export const PACKAGE_NAME = '@mie/transformer';
+export { TransformerEncoderLayer, type TransformerEncoderLayerCallOptions } from './transformer-encoder-layer';
+export { TransformerDecoderLayer, type TransformerDecoderLayerCallOptions, type DecoderLayerOutput } from './transformer-decoder-layer';
+export { type TransformerLayerOptions, type TransformerLayerConfig } from './layer-options';
+export { TransformerEncoder, type EncoderOutput } from './transformer-encoder';
+export { TransformerDecoder, type TransformerDecoderCallOptions, type DecoderOutput } from './transformer-decoder';
+export { POSITIONAL_ENCODINGS, type PositionalEncodingKind, type TransformerStackOptions, type TransformerStackConfig } from './stack-options';
+export {
+  EncoderDecoderTransformer,
+  type EncoderDecoderTransformerOptions,
+  type EncoderDecoderTransformerConfig,
+  type EncoderDecoderCallOptions,
+  type EncoderDecoderOutput,
+  type AttentionMaps,
+  type DecodeOptions,
+} from './encoder-decoder-transformer';

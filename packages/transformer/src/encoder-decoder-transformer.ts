@@ -1,0 +1,227 @@
+/**
+ * The encoder-decoder Transformer (Vaswani et al. 2017): an encoder stack over the source, a
+ * decoder stack over the (shifted) target with causal self-attention and cross-attention over the
+ * encoder output, and an output projection to target-vocabulary logits. With `shareEmbeddings`
+ * the source embedding, target embedding and output projection are one matrix (Press & Wolf 2017).
+ *
+ * Legend: b batch, s source length, t target length, V target vocabulary, d dModel.
+ */
+import { BaseModel, MieConfigError, checkBoolean, checkOptions, checkPositiveInteger, errorMessage, registerModel, tf } from '@mie/core';
+import type { KeyValueCache, ProjectedKeyValue } from '@mie/attention';
+import { LinearLayer, type ActivationName } from '@mie/layers';
+import { resolveStackOptions, type PositionalEncodingKind } from './stack-options';
+import { TransformerDecoder } from './transformer-decoder';
+import { TransformerEncoder } from './transformer-encoder';
+
+/** Options of {@link EncoderDecoderTransformer} (the design's names in camelCase). */
+export interface EncoderDecoderTransformerOptions {
+  /** Source vocabulary size. */
+  srcVocabSize: number;
+  /** Target vocabulary size (equal to `srcVocabSize` with `shareEmbeddings`). */
+  tgtVocabSize: number;
+  /** Model width. Default 512. */
+  dModel?: number;
+  /** Attention heads. Default 8. */
+  numHeads?: number;
+  /** Encoder layers. Default 6. */
+  numEncoderLayers?: number;
+  /** Decoder layers. Default 6. */
+  numDecoderLayers?: number;
+  /** Feed-forward width. Default 2048. */
+  dFf?: number;
+  /** Dropout. Default 0.1. */
+  dropout?: number;
+  /** Longest source or target sequence. Default 5000. */
+  maxSeqLength?: number;
+  /** `'sinusoidal'` (default), `'learned'`, `'rotary'` or `'none'`. */
+  positionalEncoding?: PositionalEncodingKind;
+  /** One matrix for source embedding, target embedding and output projection (no output bias). Default false. */
+  shareEmbeddings?: boolean;
+  /** Padding token: when set, padding masks are derived from it and its embedding rows stay zero. Default null. */
+  padTokenId?: number | null;
+  /** Feed-forward activation. Default `'relu'`. */
+  activation?: ActivationName;
+  /** Pre-norm layers (and final norms) when true; post-norm (default) when false. */
+  normFirst?: boolean;
+  /** Layer-norm epsilon. Default 1e-5. */
+  layerNormEps?: number;
+}
+
+export type EncoderDecoderTransformerConfig = Required<EncoderDecoderTransformerOptions>;
+
+const OPTIONS = [
+  'srcVocabSize',
+  'tgtVocabSize',
+  'dModel',
+  'numHeads',
+  'numEncoderLayers',
+  'numDecoderLayers',
+  'dFf',
+  'dropout',
+  'maxSeqLength',
+  'positionalEncoding',
+  'shareEmbeddings',
+  'padTokenId',
+  'activation',
+  'normFirst',
+  'layerNormEps',
+] as const;
+
+/** Call options of {@link EncoderDecoderTransformer.forward}. */
+export interface EncoderDecoderCallOptions {
+  /** `[b, s]`, 1 = real source token. Derived from `padTokenId` when not given. */
+  srcKeyPaddingMask?: tf.Tensor;
+  /** `[b, t]`, 1 = real target token. Derived from `padTokenId` when not given. */
+  tgtKeyPaddingMask?: tf.Tensor;
+  /** Also return every layer's attention weights. */
+  returnAttention?: boolean;
+}
+
+/** Every layer's attention weights, for interpretability. */
+export interface AttentionMaps {
+  /** Per encoder layer, `[b, heads, s, s]`. */
+  encoderSelfAttention: tf.Tensor[];
+  /** Per decoder layer, `[b, heads, t, t]`. */
+  decoderSelfAttention: tf.Tensor[];
+  /** Per decoder layer, `[b, heads, t, s]`. */
+  crossAttention: tf.Tensor[];
+}
+
+/** Output of `forward(..., { returnAttention: true })`. */
+export interface EncoderDecoderOutput extends AttentionMaps {
+  logits: tf.Tensor;
+}
+
+/** Call options of {@link EncoderDecoderTransformer.decode}. */
+export interface DecodeOptions {
+  tgtKeyPaddingMask?: tf.Tensor;
+  memoryKeyPaddingMask?: tf.Tensor;
+  caches?: KeyValueCache[];
+  memoryKeyValues?: ProjectedKeyValue[];
+}
+
+/**
+ * `forward(src [b, s], tgt [b, t], options)` -> logits `[b, t, tgtVocabSize]`; the target
+ * self-attention is causal. Also `encode(src)`, `decode(tgt, memory)` and (in generation.ts)
+ * `generate(src, options)`. State: `encoder`, `decoder`, `outputProjection` (absent with
+ * `shareEmbeddings`: then `encoder.embedding.weight` is the only copy of the shared matrix).
+ */
+export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransformerConfig> {
+  readonly config: EncoderDecoderTransformerConfig;
+  readonly encoder: TransformerEncoder;
+  readonly decoder: TransformerDecoder;
+  readonly outputProjection: LinearLayer | null;
+
+  constructor(options: EncoderDecoderTransformerOptions) {
+    super();
+    const name = 'EncoderDecoderTransformer';
+    const {
+      srcVocabSize,
+      tgtVocabSize,
+      numEncoderLayers = 6,
+      numDecoderLayers = 6,
+      shareEmbeddings = false,
+      padTokenId = null,
+      dModel = 512,
+      numHeads = 8,
+      dFf = 2048,
+      dropout = 0.1,
+      maxSeqLength = 5000,
+      positionalEncoding = 'sinusoidal',
+      activation = 'relu',
+      normFirst = false,
+      layerNormEps = 1e-5,
+    } = checkOptions(name, options, OPTIONS);
+    checkPositiveInteger(name, 'srcVocabSize', srcVocabSize);
+    checkPositiveInteger(name, 'tgtVocabSize', tgtVocabSize);
+    checkPositiveInteger(name, 'numEncoderLayers', numEncoderLayers);
+    checkPositiveInteger(name, 'numDecoderLayers', numDecoderLayers);
+    checkBoolean(name, 'shareEmbeddings', shareEmbeddings);
+    if (shareEmbeddings && srcVocabSize !== tgtVocabSize) {
+      throw new MieConfigError(
+        errorMessage(name, 'option "shareEmbeddings"', `needs srcVocabSize = tgtVocabSize (one shared matrix); srcVocabSize is ${srcVocabSize}`, `tgtVocabSize ${tgtVocabSize}`),
+      );
+    }
+    const vocab = Math.min(srcVocabSize, tgtVocabSize);
+    if (padTokenId !== null && (!Number.isInteger(padTokenId) || padTokenId < 0 || padTokenId >= vocab)) {
+      throw new MieConfigError(errorMessage(name, 'option "padTokenId"', `must be null or an integer in [0, ${vocab})`, padTokenId));
+    }
+    const common = { dModel, numHeads, dFf, dropout, maxSeqLength, positionalEncoding, activation, normFirst, layerNormEps, paddingIdx: padTokenId };
+    // Validates the shared options once, with this module's name in the errors.
+    resolveStackOptions(name, { ...common, vocabSize: srcVocabSize });
+    this.config = Object.freeze({
+      srcVocabSize,
+      tgtVocabSize,
+      dModel,
+      numHeads,
+      numEncoderLayers,
+      numDecoderLayers,
+      dFf,
+      dropout,
+      maxSeqLength,
+      positionalEncoding,
+      shareEmbeddings,
+      padTokenId,
+      activation,
+      normFirst,
+      layerNormEps,
+    });
+    this.encoder = new TransformerEncoder({ ...common, vocabSize: srcVocabSize, numLayers: numEncoderLayers });
+    this.decoder = new TransformerDecoder(
+      { ...common, vocabSize: tgtVocabSize, numLayers: numDecoderLayers },
+      shareEmbeddings ? { embedding: this.encoder.embedding } : {},
+    );
+    this.outputProjection = shareEmbeddings ? null : new LinearLayer({ inFeatures: dModel, outFeatures: tgtVocabSize, initType: 'xavier_uniform' });
+  }
+
+  /** Encodes `src [b, s]` int32 -> memory `[b, s, dModel]`. */
+  encode(src: tf.Tensor, { srcKeyPaddingMask }: { srcKeyPaddingMask?: tf.Tensor } = {}): tf.Tensor {
+    return tf.tidy(() => this.encoder.forward(src, { keyPaddingMask: srcKeyPaddingMask ?? this.paddingMask(src) ?? undefined }));
+  }
+
+  /** Decodes `tgt [b, t]` against `memory` -> logits `[b, t, V]` (causal self-attention). */
+  decode(tgt: tf.Tensor, memory: tf.Tensor, options: DecodeOptions = {}): tf.Tensor {
+    return tf.tidy(() => {
+      const hidden = this.decoder.forward(tgt, memory, {
+        causal: true,
+        keyPaddingMask: options.tgtKeyPaddingMask ?? (options.caches ? undefined : (this.paddingMask(tgt) ?? undefined)),
+        memoryKeyPaddingMask: options.memoryKeyPaddingMask,
+        caches: options.caches,
+        memoryKeyValues: options.memoryKeyValues,
+      });
+      return this.project(hidden);
+    });
+  }
+
+  /** Hidden states `[b, t, d]` -> logits `[b, t, V]`: the output projection, or the shared embedding. */
+  project(hidden: tf.Tensor): tf.Tensor {
+    return this.outputProjection ? this.outputProjection.forward(hidden) : this.encoder.embedding.attend(hidden);
+  }
+
+  forward(src: tf.Tensor, tgt: tf.Tensor, options?: EncoderDecoderCallOptions & { returnAttention?: false }): tf.Tensor;
+  forward(src: tf.Tensor, tgt: tf.Tensor, options: EncoderDecoderCallOptions & { returnAttention: true }): EncoderDecoderOutput;
+  forward(src: tf.Tensor, tgt: tf.Tensor, options: EncoderDecoderCallOptions = {}): tf.Tensor | EncoderDecoderOutput {
+    return tf.tidy(() => {
+      const srcMask = options.srcKeyPaddingMask ?? this.paddingMask(src) ?? undefined;
+      const tgtMask = options.tgtKeyPaddingMask ?? this.paddingMask(tgt) ?? undefined;
+      const encoded = this.encoder.forwardWithAttention(src, { keyPaddingMask: srcMask });
+      const decoded = this.decoder.forwardWithAttention(tgt, encoded.output, { causal: true, keyPaddingMask: tgtMask, memoryKeyPaddingMask: srcMask });
+      const logits = this.project(decoded.output);
+      if (!options.returnAttention) return logits;
+      return {
+        logits,
+        encoderSelfAttention: encoded.selfAttention,
+        decoderSelfAttention: decoded.selfAttention,
+        crossAttention: decoded.crossAttention,
+      };
+    });
+  }
+
+  /** `[b, n]` float mask (1 = real token) from `padTokenId`, or null without one. */
+  paddingMask(ids: tf.Tensor): tf.Tensor | null {
+    const { padTokenId } = this.config;
+    if (padTokenId === null || !(ids instanceof tf.Tensor)) return null;
+    return tf.tidy(() => tf.cast(tf.notEqual(ids, tf.scalar(padTokenId, ids.dtype)), 'float32'));
+  }
+}
+registerModel(EncoderDecoderTransformer);

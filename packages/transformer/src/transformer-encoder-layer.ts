@@ -1,0 +1,75 @@
+/**
+ * One encoder layer of the Transformer (Vaswani et al. 2017, section 3.1): self-attention and a
+ * position-wise feed-forward network, each wrapped in dropout, a residual connection and a layer
+ * norm. Matches `torch.nn.TransformerEncoderLayer` (`batch_first=True`), also in pre-norm
+ * (`normFirst`, Xiong et al. 2020).
+ */
+import { Module, checkFeatures, dropout, tf } from '@mie/core';
+import { MultiHeadAttention, type AttentionMaskOptions } from '@mie/attention';
+import { LayerNorm, LinearLayer, getActivation, type ActivationFunction } from '@mie/layers';
+import { positionWiseFeedForward } from './position-wise-feed-forward';
+import { resolveLayerOptions, type TransformerLayerConfig, type TransformerLayerOptions } from './layer-options';
+
+/** Call options of {@link TransformerEncoderLayer.forward}. */
+export type TransformerEncoderLayerCallOptions = AttentionMaskOptions;
+
+/**
+ * `forward(x [b, t, dModel], { mask, keyPaddingMask, causal })` -> `[b, t, dModel]`.
+ *
+ *   post-norm:  x = norm1(x + selfAttentionBlock(x));  x = norm2(x + feedForwardBlock(x))
+ *   pre-norm:   x = x + selfAttentionBlock(norm1(x));  x = x + feedForwardBlock(norm2(x))
+ *
+ * State: `selfAttn` (MultiHeadAttention), `linear1 [dFf, dModel]`, `linear2 [dModel, dFf]`,
+ * `norm1`, `norm2`, as PyTorch's names (`self_attn`, ...) in camelCase.
+ */
+export class TransformerEncoderLayer extends Module {
+  readonly config: TransformerLayerConfig;
+  readonly selfAttn: MultiHeadAttention;
+  readonly linear1: LinearLayer;
+  readonly linear2: LinearLayer;
+  readonly norm1: LayerNorm;
+  readonly norm2: LayerNorm;
+  readonly #activation: ActivationFunction;
+
+  constructor(options: TransformerLayerOptions) {
+    super();
+    this.config = resolveLayerOptions('TransformerEncoderLayer', options);
+    const { dModel, numHeads, dFf, dropout: rate, useRotaryEmbeddings, maxSeqLength, layerNormEps } = this.config;
+    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, dropout: rate, useRotaryEmbeddings, maxSeqLength });
+    this.linear1 = new LinearLayer({ inFeatures: dModel, outFeatures: dFf, initType: 'xavier_uniform' });
+    this.linear2 = new LinearLayer({ inFeatures: dFf, outFeatures: dModel, initType: 'xavier_uniform' });
+    this.norm1 = new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });
+    this.norm2 = new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });
+    this.#activation = getActivation(this.config.activation, 'TransformerEncoderLayer');
+  }
+
+  forward(x: tf.Tensor, options: TransformerEncoderLayerCallOptions = {}): tf.Tensor {
+    return this.forwardWithAttention(x, options).output;
+  }
+
+  /** `forward`, also returning the self-attention weights `[b, heads, t, t]`. */
+  forwardWithAttention(x: tf.Tensor, options: TransformerEncoderLayerCallOptions = {}): { output: tf.Tensor; selfAttention: tf.Tensor } {
+    checkFeatures('TransformerEncoderLayer', 'input x', x, this.config.dModel, 'dModel', 3);
+    return tf.tidy(() => {
+      let weights!: tf.Tensor;
+      const selfAttentionBlock = (h: tf.Tensor) => {
+        const [out, w] = this.selfAttn.forward(h, h, h, options);
+        weights = w;
+        return dropout(out, this.config.dropout, this.training);
+      };
+      if (this.config.normFirst) {
+        x = tf.add(x, selfAttentionBlock(this.norm1.forward(x)));
+        x = tf.add(x, this.feedForwardBlock(this.norm2.forward(x)));
+      } else {
+        x = this.norm1.forward(tf.add(x, selfAttentionBlock(x)));
+        x = this.norm2.forward(tf.add(x, this.feedForwardBlock(x)));
+      }
+      return { output: x, selfAttention: weights };
+    });
+  }
+
+  /** `dropout(linear2(dropout(activation(linear1(x)))))`. */
+  feedForwardBlock(x: tf.Tensor): tf.Tensor {
+    return positionWiseFeedForward(x, this.linear1, this.linear2, this.#activation, this.config.dropout, this.training);
+  }
+}
