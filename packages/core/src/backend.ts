@@ -5,7 +5,9 @@
  */
 import { MieBackendError, describeValue } from './errors';
 import { tf } from './tfjs';
+import { loadBlas, type Blas } from './blas';
 import { registerWasmKernels } from './wasm-kernels';
+import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
 
 /** A backend choice accepted by {@link setBackend} and the `MIE_BACKEND` environment variable. */
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -27,6 +29,13 @@ export interface DeviceInfo {
   simd?: boolean;
   /** Threads the wasm backend computes with (wasm only). */
   threads?: number;
+  /**
+   * The wasm matmul path (wasm only): `'blas'` (system BLAS through koffi, see `blasLibrary`),
+   * `'xnnpack'` (every matmul routed to XNNPACK) or `'stock'` (`MIE_WASM_MATMUL=stock`).
+   */
+  matmul?: 'blas' | 'xnnpack' | 'stock';
+  /** The BLAS library the `'blas'` matmul path calls. */
+  blasLibrary?: string;
 }
 
 /** Loads an optional package; replaced in tests to stub the tfjs-node packages. */
@@ -42,6 +51,16 @@ let device: DeviceInfo | null = null;
 let pending: Promise<DeviceInfo> | null = null;
 
 registerWasmKernels();
+installWasmMatMul();
+
+let blas: Blas | null | undefined;
+
+/** Picks the wasm GEMM: a system BLAS when one loads and passes its self-check, else XNNPACK. */
+function selectWasmGemm(): void {
+  if (blas === undefined) blas = loadBlas();
+  if (blas) setWasmGemm('blas', blas.gemm);
+  else setWasmGemm('xnnpack', xnnpackGemm);
+}
 
 /** Replaces the loader of optional packages (for tests); returns the previous one. */
 export function setModuleLoader(loader: ModuleLoader): ModuleLoader {
@@ -86,7 +105,18 @@ async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
   if (!(await tf.setBackend('wasm'))) throw new MieBackendError('setBackend: the wasm backend failed to initialise.');
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
-  return { backend: 'wasm', kind: 'cpu', requested, package: '@tensorflow/tfjs-backend-wasm', simd, threads };
+  selectWasmGemm();
+  const matmul = process.env.MIE_WASM_MATMUL === 'stock' ? 'stock' : (wasmGemmName() as 'blas' | 'xnnpack');
+  return {
+    backend: 'wasm',
+    kind: 'cpu',
+    requested,
+    package: '@tensorflow/tfjs-backend-wasm',
+    simd,
+    threads,
+    matmul,
+    ...(matmul === 'blas' && blas ? { blasLibrary: blas.library } : {}),
+  };
 }
 
 async function activateCpu(requested: BackendChoice): Promise<DeviceInfo> {

@@ -1,0 +1,115 @@
+import { loadBlas } from './blas';
+import { getDevice, setBackend } from './backend';
+import { tf } from './tfjs';
+import { setWasmGemm, stockWasmMatMulKernels, xnnpackGemm } from './wasm-matmul';
+
+/** [aShape, bShape, transposeA, transposeB] */
+const CASES: Array<[number[], number[], boolean, boolean]> = [
+  [[5, 7], [7, 3], false, false],
+  [[5, 7], [3, 7], false, true],
+  [[7, 5], [7, 3], true, false],
+  [[7, 5], [3, 7], true, true],
+  [[1, 9], [9, 1], false, false],
+  [[4, 5, 7], [4, 7, 3], false, false],
+  [[4, 5, 7], [4, 3, 7], false, true],
+  [[4, 7, 5], [4, 7, 3], true, false],
+  [[4, 5, 7], [7, 3], false, false], // shared right operand: folded into one GEMM
+  [[4, 5, 7], [3, 7], false, true],
+  [[4, 7, 5], [7, 3], true, false],
+  [[5, 7], [4, 7, 3], false, false], // shared left operand
+  [[2, 3, 5, 7], [2, 3, 7, 4], false, false],
+  [[2, 3, 7, 5], [2, 3, 4, 7], true, true],
+  [[2, 1, 5, 7], [1, 3, 7, 4], false, false], // general broadcasting: left to the stock kernel
+  [[1, 4, 5, 7], [4, 7, 2], false, false],
+  [[3, 5, 0], [3, 0, 4], false, false], // empty contraction: zeros
+  [[0, 5, 7], [0, 7, 4], false, false],
+];
+
+function reference(aShape: number[], bShape: number[], tA: boolean, tB: boolean): { a: number[]; b: number[]; out: Float32Array; shape: number[] } {
+  const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+  const a = Array.from({ length: size(aShape) }, (_, i) => Math.sin(i * 1.7) * 3);
+  const b = Array.from({ length: size(bShape) }, (_, i) => Math.cos(i * 0.3) * 2);
+  const out = tf.tidy(() => tf.matMul(tf.tensor(a, aShape), tf.tensor(b, bShape), tA, tB));
+  const result = { a, b, out: out.dataSync() as Float32Array, shape: out.shape };
+  out.dispose();
+  return result;
+}
+
+describe.each(['xnnpack', 'blas'] as const)('wasm matmul through %s', (path) => {
+  const blas = loadBlas();
+  const run = path === 'blas' && !blas ? it.skip : it;
+
+  beforeAll(async () => {
+    await setBackend('wasm');
+    if (path === 'blas' && blas) setWasmGemm('blas', blas.gemm);
+    else setWasmGemm('xnnpack', xnnpackGemm);
+  });
+  afterAll(async () => {
+    await setBackend('wasm'); // re-selects the default path
+  });
+
+  run.each(CASES)('matMul %j x %j (transposeA %s, transposeB %s) equals the cpu backend', async (aShape, bShape, tA, tB) => {
+    await setBackend('cpu');
+    const expected = reference(aShape, bShape, tA, tB);
+    await setBackend('wasm');
+    if (path === 'blas' && blas) setWasmGemm('blas', blas.gemm);
+    else setWasmGemm('xnnpack', xnnpackGemm);
+    const before = tf.memory().numTensors;
+    const a = tf.tensor(expected.a, aShape);
+    const b = tf.tensor(expected.b, bShape);
+    const out = tf.matMul(a, b, tA, tB);
+    expect(out.shape).toEqual(expected.shape);
+    const actual = out.dataSync();
+    for (let i = 0; i < actual.length; i++) expect(Math.abs(actual[i] - expected.out[i])).toBeLessThan(1e-4 * (1 + Math.abs(expected.out[i])));
+    tf.dispose([a, b, out]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  run('fused matmul with bias and activations equals matmul + add + activation', () => {
+    const a = tf.randomNormal([3, 4, 6], 0, 1, 'float32', 1);
+    const b = tf.randomNormal([5, 6], 0, 1, 'float32', 2);
+    const bias = tf.randomNormal([5], 0, 1, 'float32', 3);
+    for (const activation of ['linear', 'relu', 'elu', 'sigmoid', 'leakyrelu', 'relu6'] as const) {
+      const fused = tf.fused.matMul({ a, b, transposeB: true, bias, activation });
+      const plain = tf.tidy(() => {
+        const y = tf.add(tf.matMul(a, b, false, true), bias);
+        return { linear: y, relu: tf.relu(y), elu: tf.elu(y), sigmoid: tf.sigmoid(y), leakyrelu: tf.leakyRelu(y, 0.2), relu6: tf.relu6(y) }[activation];
+      });
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(fused, plain))).dataSync()[0]);
+      expect(diff).toBeLessThan(1e-5);
+      tf.dispose([fused, plain]);
+    }
+    tf.dispose([a, b, bias]);
+  });
+
+  run('gradients through matMul equal the cpu backend', async () => {
+    const grads = async (backend: 'cpu' | 'wasm') => {
+      await setBackend(backend);
+      if (backend === 'wasm') setWasmGemm(path === 'blas' && blas ? 'blas' : 'xnnpack', path === 'blas' && blas ? blas.gemm : xnnpackGemm);
+      // tfjs's BatchMatMul gradient does not reduce broadcast batches, so operands share ranks.
+      const values: number[][] = [];
+      for (const [aShape, bShape] of [[[6, 4], [5, 4]], [[2, 3, 4], [2, 5, 4]]]) {
+        const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+        const a = tf.tensor(Array.from({ length: size(aShape) }, (_, i) => Math.sin(i)), aShape);
+        const b = tf.tensor(Array.from({ length: size(bShape) }, (_, i) => Math.cos(i)), bShape);
+        const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y, false, true))))([a, b]);
+        values.push(...g.map((t) => Array.from(t.dataSync())));
+        tf.dispose([a, b, ...g]);
+      }
+      return values;
+    };
+    const cpu = await grads('cpu');
+    const wasm = await grads('wasm');
+    cpu.forEach((values, i) => values.forEach((v, j) => expect(Math.abs(wasm[i][j] - v)).toBeLessThan(1e-4 * (1 + Math.abs(v)))));
+  });
+});
+
+it('replaces the stock kernels and reports the path in getDevice()', async () => {
+  await setBackend('wasm');
+  const { batchMatMul, fusedMatMul } = stockWasmMatMulKernels();
+  expect(batchMatMul).toBeDefined();
+  expect(fusedMatMul).toBeDefined();
+  expect(tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc).not.toBe(batchMatMul!.kernelFunc);
+  expect(['blas', 'xnnpack']).toContain(getDevice().matmul);
+  if (getDevice().matmul === 'blas') expect(getDevice().blasLibrary).toMatch(/blas/);
+});
