@@ -12,6 +12,7 @@ import { LinearLayer, type ActivationName } from '@mie/layers';
 import { resolveStackOptions, type PositionalEncodingKind } from './stack-options';
 import { TransformerDecoder } from './transformer-decoder';
 import { TransformerEncoder } from './transformer-encoder';
+import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
 
 /** Options of {@link EncoderDecoderTransformer} (the design's names in camelCase). */
 export interface EncoderDecoderTransformerOptions {
@@ -215,6 +216,24 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
         crossAttention: decoded.crossAttention,
       };
     });
+  }
+
+  /**
+   * Generates target sequences for `src` (int32 `[b, s]`): greedy, beam search (`numBeams`) or
+   * sampling (`doSample`), with cached incremental decoding. Resolves to `{ sequences, scores }`:
+   * token ids without the BOS, up to and including the EOS, `numReturnSequences` rows per source.
+   * See generation.ts.
+   */
+  generate(src: tf.Tensor, options?: GenerateOptions): Promise<GenerationOutput> {
+    return generateSequences(this, src, options);
+  }
+
+  /**
+   * Streams greedy search or sampling: an async generator of `{ step, tokens, finished }` with one
+   * token per output row per step; honours `options.signal`. See generation.ts.
+   */
+  generateStream(src: tf.Tensor, options?: GenerateOptions): AsyncGenerator<GenerationStreamStep, GenerationOutput, undefined> {
+    return streamSequences(this, src, options);
   }
 
   /** `[b, n]` float mask (1 = real token) from `padTokenId`, or null without one. */

@@ -17,3 +17,33 @@ export {
   type AttentionMaps,
   type DecodeOptions,
 } from './encoder-decoder-transformer';
+export {
+  loadTorchStateDict,
+  exportTorchStateDict,
+  torchStateDictLayout,
+  type LoadTorchStateDictOptions,
+  type TorchStateDictOptions,
+  type TorchStateEntry,
+} from './torch-state-dict';
+export {
+  renderAttentionHeatmap,
+  renderAttentionHeatmapSvg,
+  attentionHeatmapOptions,
+  type AttentionHeatmapOptions,
+} from './attention-heatmap';
+export { generate, generateStream, beamSearch, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
+export {
+  applyRepetitionPenalty,
+  applyNoRepeatNgram,
+  bannedNgramTokens,
+  applyTemperature,
+  applyTopK,
+  applyTopP,
+  logSoftmax,
+  softmax,
+  samplingDistribution,
+  sampleCategorical,
+  seededRandom,
+  type RandomSource,
+  type ScoreRow,
+} from './logits-processors';
