@@ -1,0 +1,224 @@
+/**
+ * MIE benchmarks: `pnpm bench [--json] [--only a,b] [--runs N] [--torch]`.
+ *
+ * Prints a table (or, with --json, one JSON object per line:
+ * `{ name, backend, matmul, threads, median_ms, min_ms, runs, tokens_per_s, ... }`). With --torch,
+ * also runs bench/torch_reference.py (Debian's PyTorch at /usr/bin/python3, or $MIE_TORCH_PYTHON)
+ * on the same shapes in the same run and prints the ratio MIE / PyTorch.
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { getDevice, ready, setSeed, tf } from '@mie/core';
+import { EncoderDecoderTransformer, TransformerEncoderLayer } from '@mie/transformer';
+
+export interface BenchResult {
+  name: string;
+  backend: string;
+  matmul: string;
+  threads: number;
+  median_ms: number;
+  min_ms: number;
+  runs: number;
+  tokens_per_s?: number;
+  [extra: string]: unknown;
+}
+
+interface Options {
+  json: boolean;
+  only: string[] | null;
+  runs: number;
+  torch: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const value = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  return {
+    json: argv.includes('--json'),
+    only: value('--only')?.split(',') ?? null,
+    runs: Number(value('--runs') ?? 5),
+    torch: argv.includes('--torch'),
+  };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** Times `step` (which must leave no tensors behind) after one warm-up call. */
+async function measure(runs: number, step: () => Promise<void> | void): Promise<{ median: number; min: number }> {
+  await step();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    await step();
+    times.push(performance.now() - start);
+  }
+  return { median: median(times), min: Math.min(...times) };
+}
+
+function result(name: string, timing: { median: number; min: number }, runs: number, tokens?: number, extra: Record<string, unknown> = {}): BenchResult {
+  const device = getDevice();
+  return {
+    name,
+    backend: device.backend,
+    matmul: device.matmul ?? '-',
+    threads: device.threads ?? 1,
+    median_ms: Number(timing.median.toFixed(2)),
+    min_ms: Number(timing.min.toFixed(2)),
+    runs,
+    ...(tokens ? { tokens_per_s: Number(((tokens * 1000) / timing.median).toFixed(1)) } : {}),
+    ...extra,
+  };
+}
+
+/** The design's example configuration. */
+export const SEED_BASE = {
+  srcVocabSize: 10000,
+  tgtVocabSize: 10000,
+  dModel: 512,
+  numHeads: 8,
+  numEncoderLayers: 6,
+  numDecoderLayers: 6,
+  dFf: 2048,
+  dropout: 0.1,
+  maxSeqLength: 512,
+  positionalEncoding: 'sinusoidal' as const,
+  shareEmbeddings: true,
+};
+
+const randomIds = (shape: [number, number], vocab: number, seed: number) =>
+  tf.tidy(() => tf.cast(tf.floor(tf.randomUniform(shape, 0, vocab, 'float32', seed)), 'int32'));
+
+/** One post-norm encoder layer (d 512, 8 heads, d_ff 2048), batch 8 x seq 128: forward + backward. */
+async function encoderLayerTrain(runs: number): Promise<BenchResult[]> {
+  const layer = new TransformerEncoderLayer({ dModel: 512, numHeads: 8, dFf: 2048, dropout: 0.1 });
+  const x = tf.randomNormal([8, 128, 512], 0, 1, 'float32', 1);
+  const forward = await measure(runs, () => tf.tidy(() => void layer.forward(x).dataSync()));
+  const train = await measure(runs, () => {
+    const { value, grads } = tf.variableGrads(() => tf.mean(layer.forward(x)) as tf.Scalar, layer.trainableParameters());
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  x.dispose();
+  layer.dispose();
+  return [result('encoder-layer-forward', forward, runs, 8 * 128), result('encoder-layer-train', train, runs, 8 * 128)];
+}
+
+/** Cross entropy of logits [b, t, V] against int32 targets [b, t]. */
+function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const vocab = logits.shape[2] as number;
+    const flat = tf.reshape(logits, [-1, vocab]);
+    const logProbs = tf.logSoftmax(flat);
+    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.reshape(targets, [-1]), vocab)), -1);
+    return tf.neg(tf.mean(picked)) as tf.Scalar;
+  });
+}
+
+/** The design's example model, batch 8, source and target length 64: forward, and a training step with Adam. */
+async function seedBase(runs: number): Promise<BenchResult[]> {
+  const model = new EncoderDecoderTransformer(SEED_BASE);
+  const src = randomIds([8, 64], 10000, 2);
+  const tgt = randomIds([8, 64], 10000, 3);
+  const targets = randomIds([8, 64], 10000, 4);
+  model.eval();
+  const forward = await measure(runs, () => tf.tidy(() => void model.forward(src, tgt).dataSync()));
+  model.train();
+  const optimizer = tf.train.adam(1e-4);
+  const train = await measure(runs, () => {
+    const loss = optimizer.minimize(() => crossEntropy(model.forward(src, tgt), targets), true, model.trainableParameters());
+    loss?.dataSync();
+    loss?.dispose();
+  });
+  optimizer.dispose();
+  tf.dispose([src, tgt, targets]);
+  model.dispose();
+  return [result('seed-base-forward', forward, runs, 8 * 64), result('seed-base-train', train, runs, 8 * 64)];
+}
+
+/** Tensors and bytes held after 200 training steps equal those after 10 (a small model). */
+async function memory(): Promise<BenchResult[]> {
+  const model = new EncoderDecoderTransformer({ ...SEED_BASE, srcVocabSize: 500, tgtVocabSize: 500, dModel: 64, numHeads: 4, numEncoderLayers: 2, numDecoderLayers: 2, dFf: 128 });
+  const src = randomIds([4, 16], 500, 5);
+  const tgt = randomIds([4, 16], 500, 6);
+  const optimizer = tf.train.adam(1e-3);
+  const held: Record<number, { tensors: number; bytes: number }> = {};
+  const start = performance.now();
+  for (let step = 1; step <= 200; step++) {
+    const loss = optimizer.minimize(() => crossEntropy(model.forward(src, tgt), tgt), true, model.trainableParameters());
+    loss?.dispose();
+    if (step === 10 || step === 200) held[step] = { tensors: tf.memory().numTensors, bytes: tf.memory().numBytes };
+  }
+  const elapsed = performance.now() - start;
+  optimizer.dispose();
+  tf.dispose([src, tgt]);
+  model.dispose();
+  return [
+    result('memory', { median: elapsed / 200, min: elapsed / 200 }, 200, undefined, {
+      tensors_after_10: held[10].tensors,
+      tensors_after_200: held[200].tensors,
+      bytes_after_10: held[10].bytes,
+      bytes_after_200: held[200].bytes,
+      flat: held[10].tensors === held[200].tensors && held[10].bytes === held[200].bytes,
+    }),
+  ];
+}
+
+const BENCHMARKS: Record<string, (runs: number) => Promise<BenchResult[]>> = {
+  'encoder-layer-train': encoderLayerTrain,
+  'seed-base': seedBase,
+  memory: () => memory(),
+};
+
+/** Runs bench/torch_reference.py and returns its results by name (empty when PyTorch is missing). */
+function torchReference(names: string[], runs: number): Map<string, BenchResult> {
+  const python = process.env.MIE_TORCH_PYTHON ?? '/usr/bin/python3';
+  const script = path.join(__dirname, '..', 'torch_reference.py');
+  const run = spawnSync(python, [script, '--runs', String(runs), '--only', names.join(',')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (run.status !== 0) {
+    console.error(`PyTorch reference unavailable (${python}): ${(run.stderr || run.error?.message || '').trim().split('\n').pop()}`);
+    return new Map();
+  }
+  const lines = run.stdout.split('\n').filter((line) => line.startsWith('{'));
+  return new Map(lines.map((line) => JSON.parse(line) as BenchResult).map((r) => [r.name, r]));
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  await ready();
+  setSeed(0);
+  const selected = Object.keys(BENCHMARKS).filter((name) => !options.only || options.only.some((o) => name.startsWith(o) || o.startsWith(name)));
+  const results: BenchResult[] = [];
+  for (const name of selected) {
+    for (const r of await BENCHMARKS[name](options.runs)) {
+      results.push(r);
+      if (options.json) console.log(JSON.stringify(r));
+    }
+  }
+  const torch = options.torch ? torchReference(results.map((r) => r.name), options.runs) : new Map<string, BenchResult>();
+  if (options.json) {
+    for (const r of torch.values()) console.log(JSON.stringify(r));
+    return;
+  }
+  const device = getDevice();
+  console.log(`MIE on ${device.backend} (matmul: ${device.matmul ?? '-'}${device.blasLibrary ? `, ${device.blasLibrary}` : ''}, threads ${device.threads ?? 1})`);
+  const rows = results.map((r) => {
+    const t = torch.get(r.name);
+    return {
+      benchmark: r.name,
+      'median ms': r.median_ms,
+      'tokens/s': r.tokens_per_s ?? '',
+      'torch ms': t?.median_ms ?? '',
+      'torch tokens/s': t?.tokens_per_s ?? '',
+      'MIE / torch (time)': t ? Number((r.median_ms / t.median_ms).toFixed(2)) : '',
+      notes: r.name === 'memory' ? `tensors ${r.tensors_after_10} -> ${r.tensors_after_200}, bytes ${r.bytes_after_10} -> ${r.bytes_after_200}` : '',
+    };
+  });
+  console.table(rows);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
