@@ -1,6 +1,6 @@
 import { setBackend } from './backend'; // importing backend.ts registers the wasm kernels
 import { tf } from './tfjs';
-import { registerWasmKernels } from './wasm-kernels';
+import { registerWasmKernels, stockWasmKernels } from './wasm-kernels';
 
 type Backend = 'cpu' | 'wasm';
 
@@ -175,7 +175,7 @@ describe('Einsum on wasm', () => {
     { equation: 'bhqd,bhkd->bhqk', shapes: [[2, 3, 4, 5], [2, 3, 6, 5]] },
     { equation: 'i,j->ij', shapes: [[3], [4]] },
     { equation: 'ij->i', shapes: [[3, 4]] },
-    { equation: 'ij->ij', shapes: [[3, 4]] }, // the operand itself: must come back as a copy
+    { equation: 'ij->ij', shapes: [[3, 4]] }, // the operand itself: must come back as its own tensor
     // 'ii->i' (a diagonal) is not supported by tfjs's einsum on any backend.
   ];
 
@@ -192,11 +192,11 @@ describe('Einsum on wasm', () => {
         const buffersBefore = tf.engine().backend.numDataIds();
         const out = run(inputs);
         results[backend] = { shape: out.shape.slice(), values: Array.from(out.dataSync()) };
-        // The cpu kernel hands back an operand itself for 'ij->ij' (so the result is that very
-        // tensor); the wasm kernel must return a tensor of its own.
-        const aliased = inputs.some((t) => t.dataId === out.dataId);
-        if (backend === 'wasm') expect(aliased).toBe(false);
-        if (!aliased) out.dispose();
+        // For 'ij->ij' the cpu kernel hands back the operand itself (the very tensor); the wasm
+        // kernel returns a tensor of its own, which may share the operand's (immutable) memory.
+        const same = inputs.some((t) => t === out);
+        if (backend === 'wasm') expect(same).toBe(false);
+        if (!same) out.dispose();
         expect(tf.memory().numTensors).toBe(tensorsBefore);
         expect(tf.engine().backend.numDataIds()).toBe(buffersBefore);
         // The inputs are intact (an output sharing their buffer would have been freed with it).
@@ -321,5 +321,55 @@ describe('embedding training on wasm', () => {
     // And with it back, the gradient works again.
     const restored = await gradients('wasm');
     expect(restored.grad.some((v) => v !== 0)).toBe(true);
+  });
+});
+
+describe('faster wasm Identity and Sum kernels', () => {
+  it('Identity shares memory safely: each tensor can be freed on its own', async () => {
+    await setBackend('wasm');
+    const buffers = tf.engine().backend.numDataIds();
+    const x = tf.tensor2d([[1, 2], [3, 4]]);
+    const y = tf.clone(x);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers + 1); // no copy
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4]);
+    y.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+    const strings = tf.tensor1d(['a', 'b'], 'string');
+    const copy = tf.clone(strings);
+    expect(copy.dataSync()).toEqual(['a', 'b']);
+    tf.dispose([strings, copy]);
+  });
+
+  const cases: Array<[number[], number | number[], boolean]> = [
+    [[7, 5], 0, false],
+    [[4, 6, 5], [0, 1], false],
+    [[4, 6, 5], [1, 0], true],
+    [[4, 6, 5], -3, false],
+    [[3, 4], 1, false], // last axis: the stock kernel
+    [[3, 4, 5], [0, 2], false], // not leading: the stock kernel
+    [[3, 4], [0, 1], false], // every axis: the stock kernel
+    [[0, 4], 0, false],
+  ];
+  it.each(cases)('sum of %j over %j (keepDims %s) equals the cpu backend', async (shape, axis, keepDims) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = Array.from({ length: size }, (_, i) => Math.sin(i * 0.7) * 10);
+    const results: Record<string, { shape: number[]; values: number[] }> = {};
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await setBackend(backend);
+      const x = tf.tensor(values, shape);
+      const out = tf.sum(x, axis, keepDims);
+      results[backend] = { shape: out.shape, values: Array.from(out.dataSync()) };
+      tf.dispose([x, out]);
+    }
+    expect(results.wasm.shape).toEqual(results.cpu.shape);
+    expectClose(results.wasm.values, results.cpu.values, 1e-5);
+  });
+
+  it('the stock kernels are kept for reference', () => {
+    const { identity, sum } = stockWasmKernels();
+    expect(identity?.kernelName).toBe('Identity');
+    expect(sum?.kernelName).toBe('Sum');
+    expect(tf.getKernel('Sum', 'wasm')!.kernelFunc).not.toBe(sum!.kernelFunc);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Kernels the wasm backend lacks but training needs. Without `UnsortedSegmentSum` the gradient
  * of `gather` (every embedding) fails on wasm; `Einsum` has no wasm kernel at all.
- * Both are registered for the wasm backend when `@mie/core` is imported.
+ * Both are registered for the wasm backend when `@mie/core` is imported, with faster `Identity`
+ * and leading-axes `Sum` kernels (`MIE_WASM_KERNELS=stock` keeps the stock ones).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tfjs';
@@ -93,6 +94,49 @@ function einsum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?:
   return out;
 }
 
+/**
+ * Identity without a copy: tfjs tensors are immutable (no wasm kernel writes into its inputs), so
+ * the output can share the input's heap memory, as Reshape does. The engine calls Identity to
+ * save every tensor a gradient needs, so on wasm the copies cost ~7% of a training step.
+ */
+function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: TensorInfo };
+  if (x.dtype === 'string') return stockIdentity!.kernelFunc(args as never) as TensorInfo;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/**
+ * Sum over leading axes (`[0, .., r-1]`: bias and layer-norm gradients) as one pass over the
+ * heap; the stock kernel transposes the reduced axes to the end first. Other reductions go to
+ * the stock kernel.
+ */
+function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: TensorInfo };
+  const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+  const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+  const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
+  if (!leading || x.dtype !== 'float32') return stockSum!.kernelFunc(args as never) as TensorInfo;
+  const rows = tf.util.sizeFromShape(x.shape.slice(0, axes.length));
+  const inner = tf.util.sizeFromShape(x.shape.slice(axes.length));
+  const outShape = keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length);
+  const out = backend.makeOutput(outShape, 'float32');
+  const result = backend.typedArrayFromHeap(out) as Float32Array;
+  const values = backend.typedArrayFromHeap(x) as Float32Array;
+  // Accumulate in float64 (as good as PyTorch's pairwise float32 sums, and simpler).
+  const total = new Float64Array(inner);
+  for (let r = 0; r < rows; r++) {
+    const base = r * inner;
+    for (let j = 0; j < inner; j++) total[j] += values[base + j];
+  }
+  result.set(total);
+  return out;
+}
+
+let stockIdentity: tf.KernelConfig | undefined;
+let stockSum: tf.KernelConfig | undefined;
 let registered = false;
 
 /** Registers the missing wasm kernels once (idempotent; an existing kernel is left alone). */
@@ -106,4 +150,17 @@ export function registerWasmKernels(): void {
   for (const [kernelName, kernelFunc] of kernels) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
   }
+  if (process.env.MIE_WASM_KERNELS === 'stock') return;
+  stockIdentity = tf.getKernel('Identity', 'wasm');
+  stockSum = tf.getKernel('Sum', 'wasm');
+  for (const [config, kernelFunc] of [[stockIdentity, identity], [stockSum, sum]] as const) {
+    if (!config) continue;
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel({ ...config, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+  }
+}
+
+/** The stock Identity and Sum kernels, for reference comparisons in tests. */
+export function stockWasmKernels(): { identity?: tf.KernelConfig; sum?: tf.KernelConfig } {
+  return { identity: stockIdentity, sum: stockSum };
 }
