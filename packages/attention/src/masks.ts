@@ -23,9 +23,10 @@ export interface AttentionMaskOptions {
 export const BLOCKED_SCORE = -1e30;
 
 /**
- * Merges `mask`, `keyPaddingMask` and `causal` into one bool tensor broadcastable to
- * `[batch, heads, queryLength, keyLength]`, or `null` when nothing is masked. Wrong shapes are a
- * `MieShapeError` naming `module` and the argument.
+ * Merges `mask`, `keyPaddingMask` and `causal` into one float32 tensor of 1 (may attend) and 0
+ * (blocked) broadcastable to `[batch, heads, queryLength, keyLength]`, or `null` when nothing is
+ * masked. (Float, not bool: products broadcast cheaply where bool ops would be tiled.) Wrong
+ * shapes are a `MieShapeError` naming `module` and the argument.
  */
 export function buildAttentionMask(
   module: string,
@@ -49,7 +50,7 @@ export function buildAttentionMask(
           `${module}: mask of shape [${mask.shape.join(', ')}] does not broadcast to [batch ${batch}, heads ${heads}, queries ${queryLength}, keys ${keyLength}].`,
         );
       }
-      parts.push(toBool(tf.reshape(mask, shape4 as number[])));
+      parts.push(toFloat(tf.reshape(mask, shape4 as number[])));
     }
     if (keyPaddingMask !== undefined && keyPaddingMask !== null) {
       if (!(keyPaddingMask instanceof tf.Tensor) || keyPaddingMask.isDisposed || keyPaddingMask.rank !== 2 || keyPaddingMask.shape[0] !== batch || keyPaddingMask.shape[1] !== keyLength) {
@@ -57,11 +58,11 @@ export function buildAttentionMask(
           `${module}: keyPaddingMask must be [batch ${batch}, keys ${keyLength}] (1 = real token). Received: ${describeValue(keyPaddingMask)}.`,
         );
       }
-      parts.push(toBool(tf.reshape(keyPaddingMask, [batch, 1, 1, keyLength]))); // [b, k] -> [b, 1, 1, k]
+      parts.push(toFloat(tf.reshape(keyPaddingMask, [batch, 1, 1, keyLength]))); // [b, k] -> [b, 1, 1, k]
     }
-    if (causal) parts.push(causalMask(queryLength, keyLength));
+    if (causal) parts.push(tf.cast(causalMask(queryLength, keyLength), 'float32'));
     if (parts.length === 0) return null as unknown as tf.Tensor;
-    return parts.reduce((a, b) => tf.logicalAnd(a, b));
+    return parts.reduce((a, b) => tf.mul(a, b));
   }) as tf.Tensor | null;
 }
 
@@ -74,22 +75,31 @@ export function causalMask(queryLength: number, keyLength: number): tf.Tensor {
   });
 }
 
+/** 1 where `x` is true / non-zero, else 0, as float32. */
+function toFloat(x: tf.Tensor): tf.Tensor {
+  return x.dtype === 'bool' ? tf.cast(x, 'float32') : tf.cast(tf.notEqual(x, tf.scalar(0, x.dtype)), 'float32');
+}
+
 function toBool(x: tf.Tensor): tf.Tensor {
   return x.dtype === 'bool' ? x : tf.notEqual(x, tf.scalar(0, x.dtype));
 }
 
 /**
- * Softmax over the last axis of `scores` restricted to `allowed` (null = everything): blocked
+ * Softmax over the last axis of `scores` restricted to `allowed` (bool, or float32 1/0; null =
+ * everything): blocked
  * entries get weight 0, and a row with nothing allowed gets all-zero weights (so a zero context)
  * with finite gradients, never NaN.
  */
 export function maskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor | null): tf.Tensor {
   return tf.tidy(() => {
     if (allowed === null) return tf.softmax(scores);
-    const filled = tf.where(tf.broadcastTo(allowed, scores.shape), scores, tf.fill(scores.shape, BLOCKED_SCORE));
-    const weights = tf.softmax(filled);
+    // An additive bias at the mask's own (small) shape, broadcast by the add: no full-size
+    // boolean tensors (tiling bools is slow on wasm). A blocked score becomes -1e30 exactly.
+    const allowedFloat = allowed.dtype === 'float32' ? allowed : tf.cast(allowed, 'float32');
+    const bias = tf.mul(tf.sub(1, allowedFloat), BLOCKED_SCORE);
+    const weights = tf.softmax(tf.add(scores, bias));
     // A fully blocked row came out uniform: zero it.
-    const anyAllowed = tf.cast(tf.any(allowed, -1, true), 'float32'); // [.., q, 1]
+    const anyAllowed = tf.max(allowedFloat, -1, true); // [.., q, 1]
     return tf.mul(weights, anyAllowed);
   });
 }

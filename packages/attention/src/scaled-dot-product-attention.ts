@@ -9,7 +9,7 @@ import { maskedSoftmax } from './masks';
 
 /** Inputs of the functional attention core shared by every attention module. */
 export interface AttentionCoreOptions {
-  /** Bool, broadcastable to the scores `[..., q, k]`: true = may attend; `null` = no mask. */
+  /** Bool or float32 (1 = may attend, 0 = blocked), broadcastable to the scores `[..., q, k]`; `null` = no mask. */
   allowed?: tf.Tensor | null;
   /** Added to the scaled scores (ALiBi), broadcastable to `[..., q, k]`. */
   bias?: tf.Tensor | null;
@@ -87,7 +87,7 @@ export class ScaledDotProductAttention extends Module {
       if (!aligned) {
         throw new MieShapeError(`${name}: mask must broadcast to the scores [${scoreShape.join(', ')}] (true = may attend). Received: ${describeValue(mask)}.`);
       }
-      allowed = mask.dtype === 'bool' ? mask : tf.tidy(() => tf.notEqual(mask, tf.scalar(0, mask.dtype)));
+      allowed = mask.dtype === 'bool' ? mask : tf.tidy(() => tf.cast(tf.notEqual(mask, tf.scalar(0, mask.dtype)), 'float32'));
     }
     try {
       return scaledDotProductAttention(q, k, v, { allowed, dropout: this.config.dropout, training: this.training });

@@ -28,6 +28,8 @@ export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
 /** Largest config.json accepted (a config is small; a bigger file is hostile). */
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+/** Numbers in a loaded config up to this are always allowed (lengths of small models). */
+const MIN_CONFIG_NUMBER_LIMIT = 1 << 16;
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const CORE_VERSION: string = require('../package.json').version;
@@ -237,6 +239,26 @@ export abstract class BaseModel<Config extends object = object> extends Module {
   }
 }
 
+/**
+ * Refuses, before anything is built, a config with a number larger than the checkpoint could
+ * describe: every size of a real model (a vocabulary, a width, a length) is at most its number of
+ * weights, or small. Without this a hostile config.json (`dModel: 1e9`) would allocate its model
+ * before the weights are found not to match.
+ */
+function checkConfigSize(config: unknown, tensors: NamedTensors, where: string): void {
+  const elements = Object.values(tensors).reduce((total, t) => total + t.size, 0);
+  const limit = Math.max(elements, MIN_CONFIG_NUMBER_LIMIT);
+  const visit = (value: unknown, key: string, depth: number): void => {
+    if (typeof value === 'number' && Math.abs(value) > limit) {
+      fail(where, `${CONFIG_FILE} field "config.${key}" is ${value}, larger than any size this ${elements}-weight checkpoint can describe (limit ${limit})`);
+    }
+    if (depth < 8 && typeof value === 'object' && value !== null) {
+      for (const [k, v] of Object.entries(value)) visit(v, key ? `${key}.${k}` : k, depth + 1);
+    }
+  };
+  visit(config, '', 0);
+}
+
 function restore(expected: ModelClass, buffers: CheckpointBuffers, where: string): BaseModel {
   if (!(buffers?.config instanceof Uint8Array) || !(buffers?.weights instanceof Uint8Array)) {
     fail(where, 'expected { config: Uint8Array, weights: Uint8Array }');
@@ -266,6 +288,7 @@ function restore(expected: ModelClass, buffers: CheckpointBuffers, where: string
     if (expected !== (BaseModel as unknown) && !(cls === expected || cls.prototype instanceof expected)) {
       fail(where, `the checkpoint holds a ${header.className}, which is not a ${expected.name}`);
     }
+    checkConfigSize(header.config, tensors, where);
     let model: BaseModel;
     try {
       model = new cls(header.config as never);

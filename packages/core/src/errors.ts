@@ -20,6 +20,9 @@ export class MieShapeError extends MieError {}
 /** A checkpoint, state dict or safetensors file that cannot be read, written or applied. */
 export class MieSerializationError extends MieError {}
 
+/** A non-finite value (NaN or infinity) found by an opt-in check such as `enableFiniteChecks`. */
+export class MieNumericalError extends MieError {}
+
 /** A backend that cannot be selected or initialised. */
 export class MieBackendError extends MieError {}
 

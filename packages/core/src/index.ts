@@ -63,3 +63,5 @@ export {
   describeValue,
   errorMessage,
 } from './errors';
+export { enableFiniteChecks, checkFinite, type FiniteCheckOptions } from './check-finite';
+export { MieNumericalError } from './errors';

@@ -1,6 +1,8 @@
 import { setBackend } from './backend'; // importing backend.ts registers the wasm kernels
 import { tf } from './tfjs';
+import { loadBlas } from './blas';
 import { registerWasmKernels, stockWasmKernels } from './wasm-kernels';
+import { setWasmGemm, xnnpackGemm, type Gemm } from './wasm-matmul';
 
 type Backend = 'cpu' | 'wasm';
 
@@ -351,19 +353,26 @@ describe('faster wasm Identity and Sum kernels', () => {
     [[3, 4], [0, 1], false], // every axis: the stock kernel
     [[0, 4], 0, false],
   ];
-  it.each(cases)('sum of %j over %j (keepDims %s) equals the cpu backend', async (shape, axis, keepDims) => {
+  const blas = loadBlas();
+  it.each(cases)('sum of %j over %j (keepDims %s) equals the cpu backend, through BLAS and without', async (shape, axis, keepDims) => {
     const size = shape.reduce((a, b) => a * b, 1);
     const values = Array.from({ length: size }, (_, i) => Math.sin(i * 0.7) * 10);
-    const results: Record<string, { shape: number[]; values: number[] }> = {};
-    for (const backend of ['cpu', 'wasm'] as const) {
-      await setBackend(backend);
+    await setBackend('cpu');
+    const x0 = tf.tensor(values, shape);
+    const expected = tf.sum(x0, axis, keepDims);
+    const reference = { shape: expected.shape, values: Array.from(expected.dataSync()) };
+    tf.dispose([x0, expected]);
+    await setBackend('wasm');
+    const paths: Array<[string, Gemm]> = [['xnnpack', xnnpackGemm], ...(blas ? [['blas', blas.gemm] as [string, Gemm]] : [])];
+    for (const [name, gemm] of paths) {
+      setWasmGemm(name, gemm);
       const x = tf.tensor(values, shape);
       const out = tf.sum(x, axis, keepDims);
-      results[backend] = { shape: out.shape, values: Array.from(out.dataSync()) };
+      expect(out.shape).toEqual(reference.shape);
+      expectClose(Array.from(out.dataSync()), reference.values, 1e-5);
       tf.dispose([x, out]);
     }
-    expect(results.wasm.shape).toEqual(results.cpu.shape);
-    expectClose(results.wasm.values, results.cpu.values, 1e-5);
+    await setBackend('wasm'); // back to the default path
   });
 
   it('the stock kernels are kept for reference', () => {
@@ -371,5 +380,31 @@ describe('faster wasm Identity and Sum kernels', () => {
     expect(identity?.kernelName).toBe('Identity');
     expect(sum?.kernelName).toBe('Sum');
     expect(tf.getKernel('Sum', 'wasm')!.kernelFunc).not.toBe(sum!.kernelFunc);
+  });
+});
+
+describe('row gather on wasm', () => {
+  it.each([
+    [[6, 4], [[0, 5, 2], [2, 2, 1]], 0],
+    [[5], [4, 0, 0, 3], 0],
+    [[3, 2, 2], [[1], [0]], 0],
+    [[4, 3], [2, 0, 1], 1], // another axis: the stock kernel
+  ])('gather(%j, ids %j, axis %s) equals the cpu backend', async (shape, ids, axis) => {
+    const size = (shape as number[]).reduce((a, b) => a * b, 1);
+    const values = Array.from({ length: size }, (_, i) => i * 1.5 - 3);
+    const results: Record<string, { shape: number[]; values: number[] }> = {};
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await setBackend(backend);
+      for (const dtype of ['float32', 'int32'] as const) {
+        const x = tf.tensor(dtype === 'int32' ? values.map(Math.round) : values, shape as number[], dtype);
+        const index = tf.tensor(ids as number[], undefined, 'int32');
+        const out = tf.gather(x, index, axis);
+        results[`${backend}-${dtype}`] = { shape: out.shape, values: Array.from(out.dataSync()) };
+        tf.dispose([x, index, out]);
+      }
+    }
+    for (const dtype of ['float32', 'int32']) {
+      expect(results[`wasm-${dtype}`]).toEqual(results[`cpu-${dtype}`]);
+    }
   });
 });

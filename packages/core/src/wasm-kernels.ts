@@ -1,11 +1,12 @@
 /**
  * Kernels the wasm backend lacks but training needs. Without `UnsortedSegmentSum` the gradient
  * of `gather` (every embedding) fails on wasm; `Einsum` has no wasm kernel at all.
- * Both are registered for the wasm backend when `@mie/core` is imported, with faster `Identity`
- * and leading-axes `Sum` kernels (`MIE_WASM_KERNELS=stock` keeps the stock ones).
+ * Both are registered for the wasm backend when `@mie/core` is imported, with faster `Identity`,
+ * leading-axes `Sum` and row `GatherV2` kernels (`MIE_WASM_KERNELS=stock` keeps the stock ones).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tfjs';
+import { gemmColumnSums, wasmGemmName } from './wasm-matmul';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -108,9 +109,9 @@ function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Te
 }
 
 /**
- * Sum over leading axes (`[0, .., r-1]`: bias and layer-norm gradients) as one pass over the
- * heap; the stock kernel transposes the reduced axes to the end first. Other reductions go to
- * the stock kernel.
+ * Sum over leading axes (`[0, .., r-1]`: bias and layer-norm gradients): with BLAS one GEMV with a
+ * vector of ones, else one pass over the heap; the stock kernel transposes the reduced axes to the
+ * end first. Other reductions go to the stock kernel.
  */
 function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
   const backend = args.backend as BackendWasm;
@@ -123,9 +124,15 @@ function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf
   const inner = tf.util.sizeFromShape(x.shape.slice(axes.length));
   const outShape = keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length);
   const out = backend.makeOutput(outShape, 'float32');
+  if (rows * inner > 0 && wasmGemmName() === 'blas') {
+    // BLAS: a GEMV at memory speed (~8x the loop below).
+    const offsets = (backend as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap;
+    gemmColumnSums(backend, offsets.get(x.dataId).memoryOffset, rows, inner, offsets.get(out.dataId).memoryOffset);
+    return out;
+  }
+  // Otherwise one pass over the heap (XNNPACK would repack the whole operand first: slower).
   const result = backend.typedArrayFromHeap(out) as Float32Array;
   const values = backend.typedArrayFromHeap(x) as Float32Array;
-  // Accumulate in float64 (as good as PyTorch's pairwise float32 sums, and simpler).
   const total = new Float64Array(inner);
   for (let r = 0; r < rows; r++) {
     const base = r * inner;
@@ -135,6 +142,35 @@ function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf
   return out;
 }
 
+/**
+ * Row gather (`gather(table, ids)` along axis 0: every embedding lookup) as one row copy per id;
+ * the stock kernel walks element by element. Ids outside the table give zero rows (callers such
+ * as TokenEmbedding reject them first). Other gathers go to the stock kernel.
+ */
+function gatherRows(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+  const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
+  const parsedAxis = tf.util.parseAxisParam(axis, x.shape)[0];
+  if (parsedAxis !== 0 || (batchDims ?? 0) !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32' || x.shape.length < 1) {
+    return stockGather!.kernelFunc(args as never) as TensorInfo;
+  }
+  const rows = x.shape[0];
+  const inner = tf.util.sizeFromShape(x.shape.slice(1));
+  const count = tf.util.sizeFromShape(indices.shape);
+  const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+  const result = backend.typedArrayFromHeap(out) as Float32Array | Int32Array;
+  const table = backend.typedArrayFromHeap(x) as Float32Array | Int32Array;
+  const ids = backend.typedArrayFromHeap(indices) as Int32Array;
+  for (let i = 0; i < count; i++) {
+    const id = ids[i];
+    if (id >= 0 && id < rows) result.set(table.subarray(id * inner, (id + 1) * inner), i * inner);
+    else result.fill(0, i * inner, (i + 1) * inner);
+  }
+  return out;
+}
+
+let stockGather: tf.KernelConfig | undefined;
 let stockIdentity: tf.KernelConfig | undefined;
 let stockSum: tf.KernelConfig | undefined;
 let registered = false;
@@ -153,14 +189,15 @@ export function registerWasmKernels(): void {
   if (process.env.MIE_WASM_KERNELS === 'stock') return;
   stockIdentity = tf.getKernel('Identity', 'wasm');
   stockSum = tf.getKernel('Sum', 'wasm');
-  for (const [config, kernelFunc] of [[stockIdentity, identity], [stockSum, sum]] as const) {
+  stockGather = tf.getKernel('GatherV2', 'wasm');
+  for (const [config, kernelFunc] of [[stockIdentity, identity], [stockSum, sum], [stockGather, gatherRows]] as const) {
     if (!config) continue;
     tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel({ ...config, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 }
 
-/** The stock Identity and Sum kernels, for reference comparisons in tests. */
-export function stockWasmKernels(): { identity?: tf.KernelConfig; sum?: tf.KernelConfig } {
-  return { identity: stockIdentity, sum: stockSum };
+/** The stock Identity, Sum and GatherV2 kernels, for reference comparisons in tests. */
+export function stockWasmKernels(): { identity?: tf.KernelConfig; sum?: tf.KernelConfig; gather?: tf.KernelConfig } {
+  return { identity: stockIdentity, sum: stockSum, gather: stockGather };
 }

@@ -89,6 +89,27 @@ export function wasmGemmName(): string {
   return gemmName;
 }
 
+/**
+ * Column sums of a row-major `[rows, inner]` float32 block at byte `offset`, written to `out`
+ * (`[inner]` at byte `outOffset`), as the GEMM `ones[1, rows] x X[rows, inner]`: SIMD/BLAS speed
+ * for the leading-axes reductions of bias and layer-norm gradients.
+ */
+export function gemmColumnSums(backend: BackendWasm, offset: number, rows: number, inner: number, outOffset: number): void {
+  const ones = backend.makeOutput([rows], 'float32');
+  (backend.typedArrayFromHeap(ones) as Float32Array).fill(1);
+  gemm(
+    backend,
+    { offset: heapOffset(backend, ones), transpose: false, stride: 0 },
+    { offset, transpose: false, stride: 0 },
+    { offset: outOffset, stride: 0 },
+    1,
+    inner,
+    rows,
+    1,
+  );
+  backend.disposeData(ones.dataId);
+}
+
 function runKernel(name: string, backend: BackendWasm, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): TensorInfo {
   return tf.getKernel(name, 'wasm')!.kernelFunc({ inputs, backend, attrs }) as TensorInfo;
 }

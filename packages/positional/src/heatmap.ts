@@ -141,8 +141,8 @@ export interface HeatmapLayout {
 
 type Rgb = [number, number, number];
 
-const FONT = 'MieDejaVuSans';
-const BOLD_FONT = 'MieDejaVuSansBold';
+export const FONT = 'MieDejaVuSans';
+export const BOLD_FONT = 'MieDejaVuSansBold';
 // DejaVu Sans metrics as fractions of the font size (hhea ascender/descender, digit height).
 const ASCENT = 0.93;
 const DESCENT = 0.24;
@@ -193,7 +193,8 @@ let fontsLoaded = false;
 let measureContext: PImage.Context | null = null;
 
 /** Registers DejaVu Sans (regular and bold) with pureimage, once per process. */
-function loadFonts(): PImage.Context {
+/** @internal Shared with line-chart.ts. */
+export function loadFonts(): PImage.Context {
   if (!fontsLoaded) {
     const dir = path.join(path.dirname(require.resolve('dejavu-fonts-ttf/package.json')), 'ttf');
     PImage.registerFont(path.join(dir, 'DejaVuSans.ttf'), FONT).loadSync();
@@ -204,7 +205,8 @@ function loadFonts(): PImage.Context {
   return measureContext;
 }
 
-function textWidth(text: string, size: number, bold = false): number {
+/** @internal */
+export function textWidth(text: string, size: number, bold = false): number {
   const ctx = loadFonts();
   ctx.font = `${size}px ${bold ? BOLD_FONT : FONT}`;
   return ctx.measureText(text).width;
@@ -293,14 +295,16 @@ function colorScale(options: HeatmapOptions): { colorMap: ColorMapName; vmin: nu
 }
 
 /** 1, 2, 5, 10, 20, 50, ...: the smallest such step of at least `minimum`. */
-function niceStep(minimum: number): number {
+/** @internal */
+export function niceStep(minimum: number): number {
   const magnitude = 10 ** Math.floor(Math.log10(Math.max(minimum, 1e-300)));
   for (const m of [1, 2, 5, 10]) if (m * magnitude >= minimum) return m * magnitude;
   return 10 * magnitude;
 }
 
 /** Formats a colour bar value with as many decimals as the step needs; minus as U+2212. */
-function formatValue(value: number, step: number): string {
+/** @internal */
+export function formatValue(value: number, step: number): string {
   const decimals = Math.max(0, Math.min(10, -Math.floor(Math.log10(step) + 1e-9)));
   const text = (Math.abs(value) < step * 1e-6 ? 0 : value).toFixed(decimals);
   return text.replace('-', '\u2212');
@@ -497,7 +501,8 @@ function drawPng(options: HeatmapOptions, layout: HeatmapLayout): Uint8Array {
   return encodePng(bitmap.data, layout.width, layout.height);
 }
 
-function encodePng(rgba: Uint8Array, width: number, height: number): Uint8Array {
+/** @internal */
+export function encodePng(rgba: Uint8Array, width: number, height: number): Uint8Array {
   // One fixed row filter: pngjs otherwise tries all five per row (most of the encoding time), and
   // "Sub" suits runs of equal colour.
   const png = new PNG({ width, height });

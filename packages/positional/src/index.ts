@@ -30,3 +30,4 @@ export {
   type HeatmapTick,
   type HeatmapText,
 } from './heatmap';
+export { renderLineChart, type LineChartOptions, type LineSeries } from './line-chart';
