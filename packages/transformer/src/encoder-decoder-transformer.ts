@@ -6,7 +6,7 @@
  *
  * Legend: b batch, s source length, t target length, V target vocabulary, d dModel.
  */
-import { BaseModel, MieConfigError, checkBoolean, checkOptions, checkPositiveInteger, errorMessage, registerModel, tf } from '@mie/core';
+import { BaseModel, MieConfigError, MieShapeError, checkBoolean, checkOptions, checkPositiveInteger, errorMessage, registerModel, tf } from '@mie/core';
 import type { KeyValueCache, ProjectedKeyValue } from '@mie/attention';
 import { LinearLayer, type ActivationName } from '@mie/layers';
 import { resolveStackOptions, type PositionalEncodingKind } from './stack-options';
@@ -202,6 +202,7 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
   forward(src: tf.Tensor, tgt: tf.Tensor, options?: EncoderDecoderCallOptions & { returnAttention?: false }): tf.Tensor;
   forward(src: tf.Tensor, tgt: tf.Tensor, options: EncoderDecoderCallOptions & { returnAttention: true }): EncoderDecoderOutput;
   forward(src: tf.Tensor, tgt: tf.Tensor, options: EncoderDecoderCallOptions = {}): tf.Tensor | EncoderDecoderOutput {
+    this.checkPair(src, tgt, options);
     return tf.tidy(() => {
       const srcMask = options.srcKeyPaddingMask ?? this.paddingMask(src) ?? undefined;
       const tgtMask = options.tgtKeyPaddingMask ?? this.paddingMask(tgt) ?? undefined;
@@ -216,6 +217,33 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
         crossAttention: decoded.crossAttention,
       };
     });
+  }
+
+  /**
+   * Checks what the inner modules cannot name: src and tgt batch sizes agree, the source is not
+   * empty (the decoder would attend to nothing and ignore it), and the padding masks match their ids.
+   * Ranks, dtypes and id ranges are checked by the embeddings.
+   */
+  private checkPair(src: tf.Tensor, tgt: tf.Tensor, options: EncoderDecoderCallOptions): void {
+    const name = 'EncoderDecoderTransformer';
+    const isIds = (x: unknown): x is tf.Tensor => x instanceof tf.Tensor && !x.isDisposed && x.rank === 2;
+    if (!isIds(src) || !isIds(tgt)) return;
+    if (src.shape[1] === 0) {
+      throw new MieShapeError(errorMessage(name, 'src', 'must hold at least one token per sequence ([batch, srcLength >= 1])', src));
+    }
+    if (tgt.shape[0] !== src.shape[0]) {
+      throw new MieShapeError(errorMessage(name, 'tgt', `must have the batch size of src (${src.shape[0]})`, tgt));
+    }
+    const masks: Array<[string, tf.Tensor | undefined, tf.Tensor]> = [
+      ['srcKeyPaddingMask', options.srcKeyPaddingMask, src],
+      ['tgtKeyPaddingMask', options.tgtKeyPaddingMask, tgt],
+    ];
+    for (const [option, mask, ids] of masks) {
+      if (mask === undefined) continue;
+      if (!(mask instanceof tf.Tensor) || mask.isDisposed || !tf.util.arraysEqual(mask.shape, ids.shape)) {
+        throw new MieShapeError(errorMessage(name, `option "${option}"`, `must be a tensor [${ids.shape.join(', ')}] like its ids (1 = real token)`, mask));
+      }
+    }
   }
 
   /**

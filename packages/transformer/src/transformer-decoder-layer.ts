@@ -4,7 +4,7 @@
  * each with dropout, a residual connection and a layer norm. Matches
  * `torch.nn.TransformerDecoderLayer` (`batch_first=True`; `multihead_attn` is `crossAttn`).
  */
-import { Module, checkFeatures, dropout, tf } from '@mie/core';
+import { MieShapeError, Module, checkFeatures, dropout, errorMessage, tf } from '@mie/core';
 import { KeyValueCache, MultiHeadAttention, type ProjectedKeyValue } from '@mie/attention';
 import { LayerNorm, LinearLayer, getActivation, type ActivationFunction } from '@mie/layers';
 import { positionWiseFeedForward } from './position-wise-feed-forward';
@@ -72,7 +72,9 @@ export class TransformerDecoderLayer extends Module {
   }
 
   forward(x: tf.Tensor, memory: tf.Tensor, options: TransformerDecoderLayerCallOptions = {}): tf.Tensor {
-    return this.forwardWithAttention(x, memory, options).output;
+    const { output, selfAttention, crossAttention } = this.forwardWithAttention(x, memory, options);
+    tf.dispose([selfAttention, crossAttention]);
+    return output;
   }
 
   /** `forward`, also returning the self- and cross-attention weights. */
@@ -80,6 +82,9 @@ export class TransformerDecoderLayer extends Module {
     const name = 'TransformerDecoderLayer';
     checkFeatures(name, 'input x', x, this.config.dModel, 'dModel', 3);
     checkFeatures(name, 'memory', memory, this.config.dModel, 'dModel', 3);
+    if (memory.shape[0] !== x.shape[0]) {
+      throw new MieShapeError(errorMessage(name, 'memory', `must have the batch size of input x (${x.shape[0]})`, memory));
+    }
     const { mask, keyPaddingMask, causal, memoryMask, memoryKeyPaddingMask, cache, memoryKeyValue } = options;
     return tf.tidy(() => {
       const rate = this.config.dropout;

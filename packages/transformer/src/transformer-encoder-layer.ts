@@ -44,7 +44,9 @@ export class TransformerEncoderLayer extends Module {
   }
 
   forward(x: tf.Tensor, options: TransformerEncoderLayerCallOptions = {}): tf.Tensor {
-    return this.forwardWithAttention(x, options).output;
+    const { output, selfAttention } = this.forwardWithAttention(x, options);
+    selfAttention.dispose();
+    return output;
   }
 
   /** `forward`, also returning the self-attention weights `[b, heads, t, t]`. */

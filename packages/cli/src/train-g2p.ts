@@ -1,0 +1,261 @@
+/**
+ * `mie train g2p`: trains a letters-to-phonemes transformer on the CMU Pronouncing Dictionary
+ * within a wall-clock budget, keeps the checkpoint with the best dev word error rate, then
+ * reports test WER and PER for greedy and beam search and writes the artefacts:
+ *
+ *   DIR/model/              the best model (config.json + model.safetensors, vocabularies inside)
+ *   DIR/train/              the trainer's resumable state (last/) and best checkpoint (best/)
+ *   DIR/metrics.json        every number printed at the end
+ *   DIR/loss-curve.png      training loss and dev WER against steps
+ *   DIR/attention-WORD.png  cross-attention of a few test words (letters against phonemes)
+ *
+ * The test split is used only after training, for the final report.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { BaseModel, getDevice, ready, setSeed, tf, type DeviceInfo } from '@mie/core';
+import { renderLineChart } from '@mie/positional';
+import {
+  AdamW,
+  ShuffledBatches,
+  Trainer,
+  crossEntropyLoss,
+  noDecayForBiasesAndNorms,
+  padBatch,
+  scaledInverseSquareRootSchedule,
+  type FitResult,
+} from '@mie/training';
+import { renderAttentionHeatmap } from '@mie/transformer';
+import { loadG2PSplits, type G2PEntry } from './g2p-data';
+import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from './g2p-model';
+import { g2pErrorRates } from './metrics';
+
+/** Options of {@link trainG2P}. */
+export interface TrainG2POptions {
+  /** Wall-clock minutes of training (evaluation on dev included; the final test report comes after). */
+  minutes: number;
+  /** Output directory. */
+  out: string;
+  seed: number;
+  /** Continue from `out/train/last`. */
+  resume?: boolean;
+  /** Where progress lines go. Default console.log. */
+  log?: (line: string) => void;
+  /** Use only this many training words (tests, smoke runs). */
+  maxTrainWords?: number;
+  /** Dev words used to pick the best checkpoint. Default 1000. */
+  devWords?: number;
+  /** Test words reported (default: the whole test split). */
+  testWords?: number;
+  /** Beam width of the final report (0 skips beam search). Default 5. */
+  numBeams?: number;
+  /** Overrides the architecture chosen for the budget. */
+  transformer?: Partial<G2PModelConfig['transformer']>;
+  /** Progress display: `'auto'` (bar on a terminal), `'lines'` or `'none'`. */
+  progress?: 'auto' | 'lines' | 'none';
+}
+
+/** What one decoding strategy scored on the test split. */
+export interface DecodeReport {
+  wer: number;
+  per: number;
+  words: number;
+  seconds: number;
+}
+
+/** Everything `mie train g2p` reports (also written to metrics.json). */
+export interface G2PMetrics {
+  device: DeviceInfo;
+  parameters: number;
+  config: G2PModelConfig;
+  training: { minutes: number; steps: number; epochs: number; stoppedBy: string; trainWords: number; trainPairs: number; bestDevWer: number | null; bestStep: number | null };
+  test: { greedy: DecodeReport; beam?: DecodeReport & { numBeams: number } };
+  samples: Array<{ word: string; predicted: string; reference: string; correct: boolean }>;
+}
+
+/** The architecture for a budget: about 1.4M parameters, smaller for very short runs. */
+export function architectureFor(minutes: number): G2PModelConfig['transformer'] {
+  const layers = minutes < 5 ? 2 : 3;
+  return {
+    dModel: 128,
+    numHeads: 4,
+    numEncoderLayers: layers,
+    numDecoderLayers: layers,
+    dFf: 512,
+    dropout: 0.1,
+    maxSeqLength: 64,
+    positionalEncoding: 'sinusoidal',
+    normFirst: true,
+  };
+}
+
+interface Batch {
+  src: tf.Tensor;
+  tgtIn: tf.Tensor;
+  tgtOut: tf.Tensor;
+  tokens: number;
+}
+
+/** Decodes `entries` and scores them; `numBeams` 1 is greedy. */
+export async function evaluateG2P(model: G2PModel, entries: G2PEntry[], numBeams = 1): Promise<DecodeReport & { predictions: string[][] }> {
+  const started = performance.now();
+  const predictions = await model.pronounce(entries.map((e) => e.word), { numBeams, batchSize: numBeams > 1 ? 128 : 512 });
+  const seconds = (performance.now() - started) / 1000;
+  return { ...g2pErrorRates(predictions, entries.map((e) => e.pronunciations)), seconds, predictions };
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Trains, evaluates and writes the artefacts; resolves to the metrics. */
+export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const device = await ready();
+  setSeed(options.seed);
+  const splits = loadG2PSplits();
+  const trainEntries = options.maxTrainWords ? splits.train.slice(0, options.maxTrainWords) : splits.train;
+  const devEntries = splits.dev.slice(0, options.devWords ?? 1000);
+  const testEntries = options.testWords ? splits.test.slice(0, options.testWords) : splits.test;
+  const config: G2PModelConfig = {
+    graphemes: "abcdefghijklmnopqrstuvwxyz'".split(''),
+    phonemes: [...new Set(splits.train.flatMap((e) => e.pronunciations.flat()))].sort(),
+    transformer: { ...architectureFor(options.minutes), ...options.transformer },
+  };
+  const model = new G2PModel(config);
+  log(`device: ${device.backend} (${device.package}${device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : ''})`);
+  log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
+  log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.transformer)}`);
+
+  // Every (word, pronunciation) pair is a training example.
+  const pairs = trainEntries.flatMap((e) => e.pronunciations.map((p) => ({ src: model.encodeWord(e.word), tgt: model.encodePronunciation(p) })));
+  const data = new ShuffledBatches<Batch>({
+    size: pairs.length,
+    lengths: pairs.map((p) => Math.max(p.src.length, p.tgt.length + 1)),
+    maxTokens: 1400,
+    seed: options.seed,
+    makeBatch: (indices) => {
+      const src = padBatch(indices.map((i) => pairs[i].src), PAD);
+      const tgtIn = padBatch(indices.map((i) => [BOS, ...pairs[i].tgt]), PAD);
+      const tgtOut = padBatch(indices.map((i) => [...pairs[i].tgt, EOS]), PAD);
+      src.mask.dispose();
+      tgtIn.mask.dispose();
+      tgtOut.mask.dispose();
+      const tokens = indices.reduce((n, i) => n + pairs[i].tgt.length + 1, 0);
+      return { src: src.ids, tgtIn: tgtIn.ids, tgtOut: tgtOut.ids, tokens };
+    },
+  });
+  const optimizer = new AdamW(model, { lr: 1e-3, betas: [0.9, 0.98], weightDecay: 0.01, noDecay: noDecayForBiasesAndNorms });
+  const trainDir = path.join(options.out, 'train');
+  const evalEvery = Math.max(50, Math.round(options.minutes * 60));
+  const trainer = new Trainer<G2PModel, Batch>({
+    model,
+    data,
+    optimizer,
+    schedule: scaledInverseSquareRootSchedule({ peakLr: 1.5e-3, warmupSteps: 400 }),
+    loss: (m, batch) => crossEntropyLoss(m.forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: PAD, labelSmoothing: 0.1 }),
+    maxMinutes: options.minutes,
+    clipGradNorm: 1,
+    seed: options.seed,
+    evaluate: async (m) => (await evaluateG2P(m, devEntries)).wer,
+    evalEvery,
+    metricMode: 'min',
+    checkpointDir: trainDir,
+    saveEvery: evalEvery,
+    logEvery: 50,
+    progress: options.progress ?? 'auto',
+    log,
+    countTokens: (batch) => batch.tokens,
+  });
+  let result: FitResult;
+  try {
+    result = await trainer.fit({ resume: options.resume ?? false });
+  } finally {
+    optimizer.dispose();
+  }
+  // The final weights may beat the last evaluation: evaluate them too, then keep the best.
+  const finalDev = (await evaluateG2P(model, devEntries)).wer;
+  let best: G2PModel = model;
+  let bestDevWer = finalDev;
+  if (result.bestMetric !== null && result.bestMetric < finalDev) {
+    best = (await BaseModel.load(path.join(trainDir, 'best'))) as G2PModel;
+    bestDevWer = result.bestMetric;
+    model.dispose();
+  }
+  best.eval();
+  await best.save(path.join(options.out, 'model'));
+  log(`training: ${result.step} steps, ${result.epoch} full epochs, stopped by ${result.stoppedBy}; best dev WER ${percent(bestDevWer)}`);
+
+  const greedy = await evaluateG2P(best, testEntries, 1);
+  log(`test greedy: WER ${percent(greedy.wer)}, PER ${percent(greedy.per)} (${greedy.words} words decoded in ${greedy.seconds.toFixed(1)} s)`);
+  const numBeams = options.numBeams ?? 5;
+  let beam: (DecodeReport & { numBeams: number }) | undefined;
+  if (numBeams > 1) {
+    const report = await evaluateG2P(best, testEntries, numBeams);
+    beam = { wer: report.wer, per: report.per, words: report.words, seconds: report.seconds, numBeams };
+    log(`test beam ${numBeams}: WER ${percent(beam.wer)}, PER ${percent(beam.per)} (${beam.seconds.toFixed(1)} s)`);
+  }
+  const samples = testEntries.slice(0, 12).map((entry, i) => {
+    const predicted = greedy.predictions[i].join(' ');
+    return { word: entry.word, predicted, reference: entry.pronunciations.map((p) => p.join(' ')).join(' | '), correct: entry.pronunciations.some((p) => p.join(' ') === predicted) };
+  });
+  for (const s of samples) log(`  ${s.correct ? '✓' : '✗'} ${s.word.padEnd(16)} ${s.predicted.padEnd(28)} ${s.correct ? '' : `(dictionary: ${s.reference})`}`);
+
+  const metrics: G2PMetrics = {
+    device: getDevice(),
+    parameters: best.countParameters(),
+    config,
+    training: {
+      minutes: options.minutes,
+      steps: result.step,
+      epochs: result.epoch,
+      stoppedBy: result.stoppedBy,
+      trainWords: trainEntries.length,
+      trainPairs: pairs.length,
+      bestDevWer,
+      bestStep: result.bestStep,
+    },
+    test: { greedy: { wer: greedy.wer, per: greedy.per, words: greedy.words, seconds: greedy.seconds }, ...(beam ? { beam } : {}) },
+    samples,
+  };
+  await fs.mkdir(options.out, { recursive: true });
+  await fs.writeFile(path.join(options.out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  await writeLossCurve(result, path.join(options.out, 'loss-curve.png'));
+  await writeAttentionMaps(best, testEntries.slice(0, 3).map((e) => e.word), options.out);
+  log(`wrote ${path.join(options.out, 'model')}, metrics.json, loss-curve.png and attention maps`);
+  best.dispose();
+  return metrics;
+}
+
+/** Training loss (averaged per 50 steps) and dev WER against steps. */
+async function writeLossCurve(result: FitResult, file: string): Promise<void> {
+  const window = 50;
+  const loss: Array<[number, number]> = [];
+  for (let i = 0; i < result.history.length; i += window) {
+    const slice = result.history.slice(i, i + window);
+    loss.push([slice[slice.length - 1].step, slice.reduce((a, r) => a + r.loss, 0) / slice.length]);
+  }
+  const series = [{ name: 'training loss', points: loss }];
+  if (result.evaluations.length) series.push({ name: 'dev WER', points: result.evaluations.map((e) => [e.step, e.metric] as [number, number]) });
+  if (loss.length) await renderLineChart({ series, title: 'G2P training', xLabel: 'step', yLabel: 'loss (nats) / WER', file });
+}
+
+/** Cross-attention (last decoder layer, mean over heads) of each word against its predicted phonemes. */
+async function writeAttentionMaps(model: G2PModel, words: string[], dir: string): Promise<void> {
+  const predictions = await model.pronounce(words);
+  for (const [i, word] of words.entries()) {
+    const phonemeIds = model.encodePronunciation(predictions[i]);
+    const src = model.sourceBatch([word]);
+    const tgtIn = tf.tensor2d([[BOS, ...phonemeIds]], [1, phonemeIds.length + 1], 'int32');
+    const output = model.transformer.forward(src, tgtIn, { returnAttention: true });
+    const cross = output.crossAttention[output.crossAttention.length - 1];
+    const file = path.join(dir, `attention-${word.replace(/[^a-z]/g, '_')}.png`);
+    await renderAttentionHeatmap(cross, {
+      sourceTokens: [...word.split(''), '</s>'],
+      // Row i is the decoder step that produces phoneme i (its input is the phoneme before).
+      targetTokens: [...predictions[i], '</s>'],
+      head: 'mean',
+      title: `"${word}": cross-attention (last layer)`,
+      file,
+    });
+    tf.dispose([src, tgtIn, output.logits, ...output.crossAttention, ...output.encoderSelfAttention, ...output.decoderSelfAttention]);
+  }
+}
