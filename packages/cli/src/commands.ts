@@ -16,13 +16,16 @@ async function loadG2PModel(dir: string): Promise<G2PModel> {
   return model;
 }
 
-/** `mie eval g2p --model DIR [--json]`: WER/PER of a saved model on the test split. */
-export async function evalG2P(dir: string, { json = false, numBeams = 1, log = console.log }: { json?: boolean; numBeams?: number; log?: (line: string) => void } = {}): Promise<object> {
+/** `mie eval g2p --model DIR [--json]`: WER/PER of a saved model on the test split (`limit`: its first words only). */
+export async function evalG2P(
+  dir: string,
+  { json = false, numBeams = 1, limit, log = console.log }: { json?: boolean; numBeams?: number; limit?: number; log?: (line: string) => void } = {},
+): Promise<object> {
   await ready();
   const model = await loadG2PModel(dir);
   try {
     const { test } = loadG2PSplits();
-    const report = await evaluateG2P(model, test, numBeams);
+    const report = await evaluateG2P(model, limit ? test.slice(0, limit) : test, numBeams);
     const result = { model: dir, split: 'test', numBeams, words: report.words, wer: report.wer, per: report.per, seconds: report.seconds, device: getDevice().backend };
     if (json) log(JSON.stringify(result));
     else log(`test ${numBeams > 1 ? `beam ${numBeams}` : 'greedy'}: WER ${(100 * report.wer).toFixed(1)}%, PER ${(100 * report.per).toFixed(1)}% on ${report.words} words (${report.seconds.toFixed(1)} s)`);

@@ -1,5 +1,6 @@
 import { MieConfigError, MieSerializationError, checkOptions, checkPositiveNumber, describeValue, errorMessage, tf } from '@mie/core';
 import { namedTrainableParameters, type NamedGradients, type NamedParameterSource } from './gradients';
+import { fusedAdamWUpdate } from './adamw-kernel';
 
 /** Options of {@link AdamW}. */
 export interface AdamWOptions {
@@ -155,6 +156,23 @@ export class AdamW {
       const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** step);
       const decays = weightDecay !== 0 && this.#decay.get(name) === true;
       const previous = slot;
+      const fused = fusedAdamWUpdate(variable, grad, previous.expAvg, previous.expAvgSq, {
+        beta1,
+        beta2,
+        eps,
+        decayFactor: decays ? 1 - lr * weightDecay : 1,
+        stepSize,
+        biasCorrection2Sqrt,
+      });
+      if (fused) {
+        const [value, expAvg, expAvgSq] = fused;
+        variable.assign(value);
+        value.dispose();
+        previous.expAvg.dispose();
+        previous.expAvgSq.dispose();
+        this.#slots.set(name, { expAvg, expAvgSq, step });
+        continue;
+      }
       const [expAvg, expAvgSq] = tf.tidy(() => {
         const decayed = decays ? tf.mul(variable, 1 - lr * weightDecay) : variable;
         const m = tf.add(tf.mul(previous.expAvg, beta1), tf.mul(grad, 1 - beta1));
