@@ -137,6 +137,30 @@ async function seedBase(runs: number): Promise<BenchResult[]> {
   return [result('seed-base-forward', forward, runs, 8 * 64), result('seed-base-train', train, runs, 8 * 64)];
 }
 
+/**
+ * Greedy generation with key/value caches from the design's example model (untrained, so no
+ * EOS: exactly N tokens), batch 1, source length 64: 32 and 256 new tokens. The per-token cost
+ * must stay flat: the 256-token run under 10x the 32-token run.
+ */
+async function generateKv(runs: number): Promise<BenchResult[]> {
+  const model = new EncoderDecoderTransformer(SEED_BASE).eval();
+  const src = randomIds([1, 64], 10000, 7);
+  const results: BenchResult[] = [];
+  const timings: Record<number, number> = {};
+  for (const tokens of [32, 256]) {
+    const timing = await measure(Math.max(1, Math.min(runs, tokens > 100 ? 2 : runs)), async () => {
+      const { sequences } = await model.generate(src, { bosTokenId: 1, eosTokenId: null, maxNewTokens: tokens });
+      if (sequences[0].length !== tokens) throw new Error(`generate-kv: expected ${tokens} tokens, got ${sequences[0].length}`);
+    });
+    timings[tokens] = timing.median;
+    results.push(result(`generate-kv-${tokens}`, timing, runs, tokens));
+  }
+  results[1].ratio_to_32 = Number((timings[256] / timings[32]).toFixed(2));
+  src.dispose();
+  model.dispose();
+  return results;
+}
+
 /** Tensors and bytes held after 200 training steps equal those after 10 (a small model). */
 async function memory(): Promise<BenchResult[]> {
   const model = new EncoderDecoderTransformer({ ...SEED_BASE, srcVocabSize: 500, tgtVocabSize: 500, dModel: 64, numHeads: 4, numEncoderLayers: 2, numDecoderLayers: 2, dFf: 128 });
@@ -168,6 +192,7 @@ async function memory(): Promise<BenchResult[]> {
 const BENCHMARKS: Record<string, (runs: number) => Promise<BenchResult[]>> = {
   'encoder-layer-train': encoderLayerTrain,
   'seed-base': seedBase,
+  'generate-kv': generateKv,
   memory: () => memory(),
 };
 
@@ -212,7 +237,12 @@ async function main(): Promise<void> {
       'torch ms': t?.median_ms ?? '',
       'torch tokens/s': t?.tokens_per_s ?? '',
       'MIE / torch (time)': t ? Number((r.median_ms / t.median_ms).toFixed(2)) : '',
-      notes: r.name === 'memory' ? `tensors ${r.tensors_after_10} -> ${r.tensors_after_200}, bytes ${r.bytes_after_10} -> ${r.bytes_after_200}` : '',
+      notes:
+        r.name === 'memory'
+          ? `tensors ${r.tensors_after_10} -> ${r.tensors_after_200}, bytes ${r.bytes_after_10} -> ${r.bytes_after_200}`
+          : r.ratio_to_32 !== undefined
+            ? `${r.ratio_to_32}x the 32-token run`
+            : '',
     };
   });
   console.table(rows);

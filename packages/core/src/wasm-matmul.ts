@@ -191,10 +191,47 @@ function runReshape(backend: BackendWasm, x: TensorInfo, shape: number[], tempor
 let stockBatchMatMul: tf.KernelConfig | undefined;
 let stockFusedMatMul: tf.KernelConfig | undefined;
 
+/**
+ * Transposed copies of right operands, by the source's data id (tensor data is immutable, so a
+ * data id always has the same transpose). A dense layer's `x Wᵀ` then transposes W once per
+ * update instead of once per call, and XNNPACK keeps its packed weights (it caches them by tensor
+ * id): what inference and generation need. Entries whose source was freed are dropped.
+ */
+const transposeCache = new Map<object, TensorInfo>();
+const TRANSPOSE_CACHE_SIZE = 64;
+
+function cachedTranspose(backend: BackendWasm, b: TensorInfo): TensorInfo {
+  const hit = transposeCache.get(b.dataId);
+  if (hit) {
+    transposeCache.delete(b.dataId); // refresh its place (least recently used first)
+    transposeCache.set(b.dataId, hit);
+    return hit;
+  }
+  const live = (backend as unknown as { dataIdMap: { has(id: unknown): boolean } }).dataIdMap;
+  for (const [source, transposed] of transposeCache) {
+    if (!live.has(source) || transposeCache.size >= TRANSPOSE_CACHE_SIZE) {
+      backend.disposeData(transposed.dataId);
+      transposeCache.delete(source);
+    }
+  }
+  const transposed = runKernel('Transpose', backend, { x: b }, { perm: [1, 0] });
+  transposeCache.set(b.dataId, transposed);
+  return transposed;
+}
+
 function batchMatMulKernel(args: KernelArgs): TensorInfo {
   const backend = args.backend as BackendWasm;
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  if (gemmName === 'xnnpack' && a.dtype === 'float32' && b.dtype === 'float32' && a.shape.length === 2 && b.shape.length === 2) {
+    // An untransposed 2-D product is the stock kernel's XNNPACK path: use it with real tensor ids
+    // (the right operand's transpose cached), so that XNNPACK's packed weights persist.
+    const left = transposeA ? runKernel('Transpose', backend, { x: a }, { perm: [1, 0] }) : a;
+    const right = transposeB ? cachedTranspose(backend, b) : b;
+    const out = stockBatchMatMul!.kernelFunc({ ...args, inputs: { a: left, b: right }, attrs: { ...args.attrs, transposeA: false, transposeB: false } } as never) as TensorInfo;
+    if (left !== a) backend.disposeData(left.dataId);
+    return out;
+  }
   if (a.dtype === 'float32' && b.dtype === 'float32') {
     const out = matMul(backend, a, b, transposeA, transposeB);
     if (out) return out;
