@@ -42,7 +42,7 @@ export {
   normal,
   type InitType,
 } from './init';
-export { setSeed, clearSeed, nextSeed } from './random';
+export { setSeed, clearSeed, nextSeed, seededRandom } from './random';
 export {
   checkOptions,
   checkPositiveInteger,

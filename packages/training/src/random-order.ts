@@ -2,6 +2,7 @@
  * Seeded, stateless randomness for data order and for resuming: every value here is a pure
  * function of its seeds, so a resumed run recomputes exactly what the interrupted run drew.
  */
+import { seededRandom } from '@mie/core';
 
 /** Mixes integers into one well-spread 31-bit seed (a murmur3-style finaliser over each part). */
 export function mixSeeds(...parts: number[]): number {
@@ -18,17 +19,8 @@ export function mixSeeds(...parts: number[]): number {
   return (h >>> 0) & 0x7fffffff;
 }
 
-/** A mulberry32 generator of floats in [0, 1), seeded with `seed`. */
-export function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A mulberry32 generator of floats in [0, 1), seeded with `seed` (@mie/core's `seededRandom`). */
+export const seededUniform: (seed: number) => () => number = seededRandom;
 
 /** A permutation of `0 .. n-1`, the same for the same `seed` (Fisher-Yates with mulberry32). */
 export function seededPermutation(n: number, seed: number): number[] {

@@ -7,6 +7,7 @@
  * `noRepeatNgramSize`) on the raw logits; then, when sampling, the warpers (temperature, top-k,
  * top-p); then softmax and a draw with a seeded generator.
  */
+import { seededRandom as coreSeededRandom } from '@mie/core';
 
 /** A row of logits or probabilities. */
 export type ScoreRow = Float32Array | Float64Array | number[];
@@ -127,17 +128,8 @@ export function argmax(values: ScoreRow): number {
 /** A uniform [0, 1) generator. */
 export type RandomSource = () => number;
 
-/** A seeded uniform [0, 1) generator (mulberry32): the same seed gives the same draws on every platform. */
-export function seededRandom(seed: number): RandomSource {
-  let state = Math.floor(seed) >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator (mulberry32, @mie/core's `seededRandom`): the same seed gives the same draws on every platform. */
+export const seededRandom: (seed: number) => RandomSource = coreSeededRandom;
 
 /**
  * Draws an index from `probabilities` (non-negative, summing to about 1) by inverse CDF with one
