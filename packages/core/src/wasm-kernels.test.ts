@@ -1,4 +1,5 @@
 import { setBackend } from './backend'; // importing backend.ts registers the wasm kernels
+import { seededRandom } from './random';
 import { tf } from './tfjs';
 import { loadBlas } from './blas';
 import { registerWasmKernels, stockWasmKernels } from './wasm-kernels';
@@ -7,16 +8,7 @@ import { setWasmGemm, xnnpackGemm, type Gemm } from './wasm-matmul';
 type Backend = 'cpu' | 'wasm';
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function randomFloats(n: number, random: () => number): number[] {
   return Array.from({ length: n }, () => random() * 2 - 1);

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BaseModel, setBackend, tf } from '@mie/core';
+import { BaseModel, seededRandom, setBackend, tf } from '@mie/core';
 import { FeedForwardNN } from '@mie/layers';
 import { hasTrainingCheckpoint } from '@mie/training';
 
@@ -16,17 +16,8 @@ const FIXTURES = path.resolve(__dirname, '../fixtures');
 const KILLS = 50;
 const PARALLEL = 2;
 
-/** mulberry32: the kill delays. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The kill delays: a seeded generator, so that failures reproduce. */
+const seeded = seededRandom;
 
 interface Child {
   process: ChildProcess;
