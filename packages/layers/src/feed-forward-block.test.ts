@@ -1,30 +1,14 @@
 import { MieConfigError, MieShapeError, clearSeed, setBackend, setSeed, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import { FeedForwardBlock, type FeedForwardBlockOptions } from './feed-forward-block';
-import { FIXTURE_BACKENDS, checkAgainstFixture, loadCaseState, loadFixture } from './__tests__/fixtures';
+import { describeFixtureParity, loadFixture } from './__tests__/fixtures';
 
 // Produced by scripts/fixtures/layers.py with PyTorch.
 const cases = loadFixture('feed-forward-block');
 
 afterEach(() => clearSeed());
 
-describe.each(FIXTURE_BACKENDS)('FeedForwardBlock matches PyTorch on %s', (backend) => {
-  beforeAll(async () => {
-    await setBackend(backend);
-  });
-
-  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    expect(tf.getBackend()).toBe(backend);
-    const block = new FeedForwardBlock(c.options as unknown as FeedForwardBlockOptions);
-    try {
-      loadCaseState(block, c);
-      block.eval();
-      checkAgainstFixture(c, (x) => block.forward(x), block);
-    } finally {
-      block.dispose();
-    }
-  });
-});
+describeFixtureParity('FeedForwardBlock matches PyTorch', cases, (options) => new FeedForwardBlock(options as unknown as FeedForwardBlockOptions));
 
 describe('FeedForwardBlock', () => {
   beforeAll(async () => {

@@ -1,30 +1,14 @@
 import { BaseModel, MieConfigError, MieShapeError, clearSeed, registeredModels, setBackend, setSeed, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import { FeedForwardNN, type FeedForwardNNOptions } from './feed-forward-nn';
-import { FIXTURE_BACKENDS, checkAgainstFixture, loadCaseState, loadFixture, stackParameterCount } from './__tests__/fixtures';
+import { describeFixtureParity, loadFixture, stackParameterCount } from './__tests__/fixtures';
 
 // Produced by scripts/fixtures/layers.py with PyTorch.
 const cases = loadFixture('feed-forward-nn');
 
 afterEach(() => clearSeed());
 
-describe.each(FIXTURE_BACKENDS)('FeedForwardNN matches PyTorch on %s', (backend) => {
-  beforeAll(async () => {
-    await setBackend(backend);
-  });
-
-  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    expect(tf.getBackend()).toBe(backend);
-    const model = new FeedForwardNN(c.options as unknown as FeedForwardNNOptions);
-    try {
-      loadCaseState(model, c);
-      model.eval();
-      checkAgainstFixture(c, (x) => model.forward(x), model);
-    } finally {
-      model.dispose();
-    }
-  });
-});
+describeFixtureParity('FeedForwardNN matches PyTorch', cases, (options) => new FeedForwardNN(options as unknown as FeedForwardNNOptions));
 
 describe('FeedForwardNN', () => {
   beforeAll(async () => {

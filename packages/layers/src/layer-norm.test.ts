@@ -1,27 +1,12 @@
 import { MieConfigError, MieShapeError, setBackend, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import { LayerNorm, type LayerNormOptions } from './layer-norm';
-import { FIXTURE_BACKENDS, checkAgainstFixture, loadCaseState, loadFixture } from './__tests__/fixtures';
+import { describeFixtureParity, loadFixture } from './__tests__/fixtures';
 
 // Produced by scripts/fixtures/layers.py with PyTorch.
 const cases = loadFixture('layer-norm');
 
-describe.each(FIXTURE_BACKENDS)('LayerNorm matches torch.nn.LayerNorm on %s', (backend) => {
-  beforeAll(async () => {
-    await setBackend(backend);
-  });
-
-  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    expect(tf.getBackend()).toBe(backend);
-    const norm = new LayerNorm(c.options as unknown as LayerNormOptions);
-    try {
-      loadCaseState(norm, c);
-      checkAgainstFixture(c, (x) => norm.forward(x), norm);
-    } finally {
-      norm.dispose();
-    }
-  });
-});
+describeFixtureParity('LayerNorm matches torch.nn.LayerNorm', cases, (options) => new LayerNorm(options as unknown as LayerNormOptions));
 
 describe('LayerNorm', () => {
   beforeAll(async () => {

@@ -1,30 +1,14 @@
 import { INIT_TYPES, MieConfigError, MieShapeError, clearSeed, setBackend, setSeed, tf, type InitType } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import { LinearLayer, type LinearLayerOptions } from './linear-layer';
-import { FIXTURE_BACKENDS, checkAgainstFixture, loadCaseState, loadFixture } from './__tests__/fixtures';
+import { describeFixtureParity, loadFixture } from './__tests__/fixtures';
 
 // Produced by scripts/fixtures/layers.py with PyTorch.
 const cases = loadFixture('linear-layer');
 
 afterEach(() => clearSeed());
 
-describe.each(FIXTURE_BACKENDS)('LinearLayer matches PyTorch on %s', (backend) => {
-  beforeAll(async () => {
-    await setBackend(backend);
-  });
-
-  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    expect(tf.getBackend()).toBe(backend);
-    const layer = new LinearLayer(c.options as unknown as LinearLayerOptions);
-    try {
-      loadCaseState(layer, c);
-      layer.eval();
-      checkAgainstFixture(c, (x) => layer.forward(x), layer);
-    } finally {
-      layer.dispose();
-    }
-  });
-});
+describeFixtureParity('LinearLayer matches PyTorch', cases, (options) => new LinearLayer(options as unknown as LinearLayerOptions));
 
 describe('LinearLayer', () => {
   beforeAll(async () => {

@@ -1,30 +1,14 @@
 import { BaseModel, MieConfigError, MieShapeError, clearSeed, setBackend, setSeed, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import { MultiLayerPerceptron, type MultiLayerPerceptronOptions } from './multi-layer-perceptron';
-import { FIXTURE_BACKENDS, checkAgainstFixture, loadCaseState, loadFixture, stackParameterCount } from './__tests__/fixtures';
+import { describeFixtureParity, loadFixture, stackParameterCount } from './__tests__/fixtures';
 
 // Produced by scripts/fixtures/layers.py with PyTorch.
 const cases = loadFixture('multi-layer-perceptron');
 
 afterEach(() => clearSeed());
 
-describe.each(FIXTURE_BACKENDS)('MultiLayerPerceptron matches PyTorch on %s', (backend) => {
-  beforeAll(async () => {
-    await setBackend(backend);
-  });
-
-  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    expect(tf.getBackend()).toBe(backend);
-    const model = new MultiLayerPerceptron(c.options as unknown as MultiLayerPerceptronOptions);
-    try {
-      loadCaseState(model, c);
-      model.eval();
-      checkAgainstFixture(c, (x) => model.forward(x), model);
-    } finally {
-      model.dispose();
-    }
-  });
-});
+describeFixtureParity('MultiLayerPerceptron matches PyTorch', cases, (options) => new MultiLayerPerceptron(options as unknown as MultiLayerPerceptronOptions));
 
 describe('MultiLayerPerceptron', () => {
   beforeAll(async () => {

@@ -1,27 +1,12 @@
 import { MieConfigError, MieShapeError, setBackend, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import { RMSNorm, RMS_NORM_DEFAULT_EPS, type RMSNormOptions } from './rms-norm';
-import { FIXTURE_BACKENDS, checkAgainstFixture, loadCaseState, loadFixture } from './__tests__/fixtures';
+import { describeFixtureParity, loadFixture } from './__tests__/fixtures';
 
 // Produced by scripts/fixtures/layers.py (torch.nn.RMSNorm's formula: PyTorch 1.13 predates it).
 const cases = loadFixture('rms-norm');
 
-describe.each(FIXTURE_BACKENDS)('RMSNorm matches the PyTorch reference on %s', (backend) => {
-  beforeAll(async () => {
-    await setBackend(backend);
-  });
-
-  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
-    expect(tf.getBackend()).toBe(backend);
-    const norm = new RMSNorm(c.options as unknown as RMSNormOptions);
-    try {
-      loadCaseState(norm, c);
-      checkAgainstFixture(c, (x) => norm.forward(x), norm);
-    } finally {
-      norm.dispose();
-    }
-  });
-});
+describeFixtureParity('RMSNorm matches the PyTorch reference', cases, (options) => new RMSNorm(options as unknown as RMSNormOptions));
 
 describe('RMSNorm', () => {
   beforeAll(async () => {

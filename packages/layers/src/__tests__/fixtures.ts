@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf, type BackendChoice, type Module } from '@mie/core';
+import { setBackend, tf, type BackendChoice, type Module } from '@mie/core';
 
 /** A tensor as stored in a fixture. */
 export interface EncodedTensor {
@@ -119,4 +119,33 @@ export function stackParameterCount(widths: number[], layerNorm: boolean): numbe
     total += widths[i] * widths[i + 1] + widths[i + 1] + (hidden && layerNorm ? 2 * widths[i + 1] : 0);
   }
   return total;
+}
+
+/**
+ * The PyTorch parity suite of one module class: on each fixture backend, every case builds the
+ * module from the case's options, loads the case's PyTorch weights, switches to eval mode and
+ * checks outputs and gradients against the fixture.
+ */
+export function describeFixtureParity(
+  title: string,
+  cases: FixtureCase[],
+  build: (options: Record<string, unknown>) => Module & { forward(x: tf.Tensor): tf.Tensor },
+): void {
+  describe.each(FIXTURE_BACKENDS)(`${title} on %s`, (backend) => {
+    beforeAll(async () => {
+      await setBackend(backend);
+    });
+
+    it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+      expect(tf.getBackend()).toBe(backend);
+      const module = build(c.options as Record<string, unknown>);
+      try {
+        loadCaseState(module, c);
+        module.eval();
+        checkAgainstFixture(c, (x) => module.forward(x), module);
+      } finally {
+        module.dispose();
+      }
+    });
+  });
 }
