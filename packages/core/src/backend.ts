@@ -8,6 +8,7 @@ import { tf } from './tfjs';
 import { loadBlas, type Blas } from './blas';
 import { registerWasmKernels } from './wasm-kernels';
 import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
+import { prepareWasmThreads, wasmThreadsFromEnvironment } from './wasm-threads';
 
 /** A backend choice accepted by {@link setBackend} and the `MIE_BACKEND` environment variable. */
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -102,7 +103,18 @@ async function activateTensorflow(pkg: string): Promise<boolean> {
 }
 
 async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
-  if (!(await tf.setBackend('wasm'))) throw new MieBackendError('setBackend: the wasm backend failed to initialise.');
+  // Threads are fixed when the module first initialises; later switches back to wasm reuse it.
+  // (`tf.findBackend` would initialise it: look in the registry instead.)
+  const initialisedBefore = 'wasm' in (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+  const wantThreads = initialisedBefore ? 1 : wasmThreadsFromEnvironment();
+  const finishThreads = wantThreads > 1 ? prepareWasmThreads(wantThreads) : null;
+  let initialised: boolean;
+  try {
+    initialised = await tf.setBackend('wasm');
+  } finally {
+    finishThreads?.();
+  }
+  if (!initialised) throw new MieBackendError('setBackend: the wasm backend failed to initialise.');
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
   selectWasmGemm();
