@@ -6,7 +6,7 @@ import { PNG } from 'pngjs';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
 import { G2PModel } from './g2p-model';
 import { main } from './bin';
-import { trainG2P } from './train-g2p';
+import { architectureFor, effectiveMinutes, trainG2P } from './train-g2p';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mie-cli-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -83,10 +83,20 @@ describe('mie train g2p on a small slice, end to end', () => {
     const resumed: string[] = [];
     const again = await trainG2P({
       minutes: 0.05, out, seed: 3, resume: true, maxTrainWords: 400, devWords: 20, testWords: 20, numBeams: 0, progress: 'lines',
-      log: (line) => resumed.push(line), transformer: { dModel: 32, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 64 },
+      // A different architecture asked for now: the run keeps the one it started with.
+      log: (line) => resumed.push(line), transformer: { dModel: 48, numHeads: 2, numEncoderLayers: 2, numDecoderLayers: 1, dFf: 64 },
     });
     expect(again.training.steps).toBeGreaterThanOrEqual(metrics.training.steps);
+    expect(again.config.transformer).toEqual(metrics.config.transformer);
+    expect(again.parameters).toBe(metrics.parameters);
   }, 240_000);
+
+  it('refuses to resume without the run it would continue, naming the file', async () => {
+    const empty = path.join(root, 'nothing-to-resume');
+    await expect(trainG2P({ minutes: 0.05, out: empty, seed: 3, resume: true, maxTrainWords: 50, progress: 'none', log: () => {} })).rejects.toThrow(
+      new RegExp(`cannot resume: ${path.join(empty, 'train', 'g2p-config.json').replace(/[/.]/g, '\\$&')} is missing`),
+    );
+  });
 });
 
 describe('mie command line', () => {
@@ -106,5 +116,21 @@ describe('mie command line', () => {
     await expect(main(['frobnicate'])).rejects.toThrow(/unknown command "frobnicate"/);
     await expect(main(['pronounce', 'word'])).rejects.toThrow(/pronounce needs --model DIR/);
     await expect(main(['train', 'g2p', '--minutes', 'soon'])).rejects.toThrow(/--minutes must be a positive number/);
+  });
+});
+
+describe('the G2P model sized for the budget and the device', () => {
+  it('gives the slow matmul paths the model of a third of the time', () => {
+    expect(effectiveMinutes(30, { backend: 'wasm', matmul: 'blas' })).toBe(30);
+    expect(effectiveMinutes(30, { backend: 'tensorflow' })).toBe(30);
+    expect(effectiveMinutes(30, { backend: 'wasm', matmul: 'xnnpack' })).toBe(10);
+    expect(effectiveMinutes(30, { backend: 'cpu' })).toBe(10);
+  });
+
+  it('grows from 2+2 to 3+3 layers after 15 reference minutes and adds dropout after an hour', () => {
+    expect(architectureFor(10)).toMatchObject({ numEncoderLayers: 2, numDecoderLayers: 2, dropout: 0 });
+    expect(architectureFor(30)).toMatchObject({ numEncoderLayers: 3, numDecoderLayers: 3, dropout: 0 });
+    expect(architectureFor(120)).toMatchObject({ numEncoderLayers: 3, dropout: 0.1 });
+    expect(new G2PModel({ transformer: architectureFor(10) }).countParameters()).toBe(941_227);
   });
 });

@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, getDevice, ready, setSeed, tf, type DeviceInfo } from '@mie/core';
+import { BaseModel, MieConfigError, getDevice, ready, setSeed, tf, type DeviceInfo } from '@mie/core';
 import { renderLineChart } from '@mie/positional';
 import {
   AdamW,
@@ -74,10 +74,22 @@ export interface G2PMetrics {
 }
 
 /**
- * The architecture for a budget: d 128, 4 heads, d_ff 512, pre-norm; 2+2 layers (0.94M
- * parameters) up to 15 minutes, where more steps beat more depth, 3+3 (1.4M) beyond. No dropout
- * up to an hour: the model sees each word only a few times, and dropout both slows learning and
- * costs steps (10 minutes: test WER 47.9% with 0.1, 39.0% without).
+ * Minutes of the reference speed (the wasm backend with a system BLAS, or tfjs-node) that a
+ * budget buys on `device`: the XNNPACK matmul path trains this model about 3x slower (a step of
+ * ~150 words: ~0.35 s with OpenBLAS, ~1.0 s without), so it gets the model sized for a third of
+ * the time, and evaluations as often in steps.
+ */
+export function effectiveMinutes(minutes: number, device: Pick<DeviceInfo, 'backend' | 'matmul'>): number {
+  const slow = device.backend === 'cpu' || (device.backend === 'wasm' && device.matmul !== 'blas');
+  return slow ? minutes / 3 : minutes;
+}
+
+/**
+ * The architecture for a budget in reference minutes ({@link effectiveMinutes}): d 128, 4 heads,
+ * d_ff 512, pre-norm; 2+2 layers (0.94M parameters) up to 15 minutes, where more steps beat more
+ * depth, 3+3 (1.4M) beyond. No dropout up to an hour: the model sees each word only a few times,
+ * and dropout both slows learning and costs steps (10 minutes: test WER 47.9% with 0.1, 39.0%
+ * without).
  */
 export function architectureFor(minutes: number): G2PModelConfig['transformer'] {
   const layers = minutes <= 15 ? 2 : 3;
@@ -121,11 +133,26 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
   const trainEntries = options.maxTrainWords ? splits.train.slice(0, options.maxTrainWords) : splits.train;
   const devEntries = splits.dev.slice(0, options.devWords ?? 1000);
   const testEntries = options.testWords ? splits.test.slice(0, options.testWords) : splits.test;
-  const config: G2PModelConfig = {
+  const effective = effectiveMinutes(options.minutes, device);
+  const chosen: G2PModelConfig = {
     graphemes: "abcdefghijklmnopqrstuvwxyz'".split(''),
     phonemes: [...new Set(splits.train.flatMap((e) => e.pronunciations.flat()))].sort(),
-    transformer: { ...architectureFor(options.minutes), ...options.transformer },
+    transformer: { ...architectureFor(effective), ...options.transformer },
   };
+  // A resumed run keeps the architecture it started with, whatever the device is now.
+  const trainDir = path.join(options.out, 'train');
+  const configFile = path.join(trainDir, 'g2p-config.json');
+  let config = chosen;
+  if (options.resume) {
+    try {
+      config = JSON.parse(await fs.readFile(configFile, 'utf8')) as G2PModelConfig;
+    } catch (error) {
+      throw new MieConfigError(`mie train g2p: cannot resume: ${configFile} is missing or unreadable (${(error as Error).message}).`);
+    }
+  } else {
+    await fs.mkdir(trainDir, { recursive: true });
+    await fs.writeFile(configFile, JSON.stringify(chosen, null, 2) + '\n');
+  }
   const model = new G2PModel(config);
   log(`device: ${device.backend} (${device.package}${device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : ''})`);
   log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
@@ -150,8 +177,8 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     },
   });
   const optimizer = new AdamW(model, { lr: 1e-3, betas: [0.9, 0.98], weightDecay: 0.01, noDecay: noDecayForBiasesAndNorms });
-  const trainDir = path.join(options.out, 'train');
-  const evalEvery = Math.max(50, Math.round(options.minutes * 60));
+  // About three evaluations of the dev words per run, whatever the device's speed.
+  const evalEvery = Math.max(50, Math.round(effective * 60));
   const trainer = new Trainer<G2PModel, Batch>({
     model,
     data,
