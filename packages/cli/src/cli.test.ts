@@ -30,6 +30,8 @@ describe('mie train g2p on a small slice, end to end', () => {
       testWords: 40,
       numBeams: 2,
       progress: 'lines',
+      // Lines often enough to appear within the budget on a loaded machine.
+      logEvery: 2,
       log: (line) => lines.push(line),
       transformer: { dModel: 32, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 64 },
     });

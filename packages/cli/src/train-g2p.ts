@@ -51,6 +51,8 @@ export interface TrainG2POptions {
   numBeams?: number;
   /** Overrides the architecture chosen for the budget. */
   transformer?: Partial<G2PModelConfig['transformer']>;
+  /** Steps between progress lines (`'lines'` mode). Default 50. */
+  logEvery?: number;
   /** Progress display: `'auto'` (bar on a terminal), `'lines'` or `'none'`. */
   progress?: 'auto' | 'lines' | 'none';
 }
@@ -193,7 +195,7 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     metricMode: 'min',
     checkpointDir: trainDir,
     saveEvery: evalEvery,
-    logEvery: 50,
+    logEvery: options.logEvery ?? 50,
     progress: options.progress ?? 'auto',
     log,
     countTokens: (batch) => batch.tokens,
