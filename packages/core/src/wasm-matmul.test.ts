@@ -3,8 +3,20 @@ import { getDevice, setBackend } from './backend';
 import { tf } from './tfjs';
 import { setWasmGemm, stockWasmMatMulKernels, xnnpackGemm } from './wasm-matmul';
 
-/** [aShape, bShape, transposeA, transposeB] */
+/**
+ * [aShape, bShape, transposeA, transposeB]. Batched products of at most a few thousand
+ * multiply-adds per element go to the stock kernel (faster there); the larger ones below take
+ * the fast path.
+ */
 const CASES: Array<[number[], number[], boolean, boolean]> = [
+  [[3, 20, 24], [3, 24, 16], false, false],
+  [[3, 20, 24], [3, 16, 24], false, true],
+  [[3, 24, 20], [3, 24, 16], true, false],
+  [[3, 24, 20], [3, 16, 24], true, true],
+  [[2, 2, 20, 24], [2, 2, 24, 16], false, false],
+  [[3, 20, 24], [24, 16], false, false], // shared right operand: folded into one GEMM
+  [[3, 24, 20], [16, 24], true, true],
+  [[20, 24], [3, 24, 16], false, false], // shared left operand
   [[5, 7], [7, 3], false, false],
   [[5, 7], [3, 7], false, true],
   [[7, 5], [7, 3], true, false],
@@ -63,6 +75,21 @@ describe.each(['xnnpack', 'blas'] as const)('wasm matmul through %s', (path) => 
     for (let i = 0; i < actual.length; i++) expect(Math.abs(actual[i] - expected.out[i])).toBeLessThan(1e-4 * (1 + Math.abs(expected.out[i])));
     tf.dispose([a, b, out]);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  run('sends tiny batched products to the stock kernel and larger ones to the fast path', () => {
+    const calls: string[] = [];
+    const stock = stockWasmMatMulKernels().batchMatMul!;
+    const spy = jest.spyOn(stock, 'kernelFunc');
+    const product = (aShape: number[], bShape: number[]) => tf.tidy(() => tf.matMul(tf.ones(aShape), tf.ones(bShape)).dataSync()[0]);
+    // Cached decoding: one query row per batch element and head.
+    expect(product([64, 1, 32], [64, 32, 12])).toBe(32);
+    calls.push(spy.mock.calls.length ? 'stock' : 'fast');
+    spy.mockClear();
+    expect(product([4, 40, 32], [4, 32, 40])).toBe(32);
+    calls.push(spy.mock.calls.length ? 'stock' : 'fast');
+    spy.mockRestore();
+    expect(calls).toEqual(['stock', 'fast']);
   });
 
   run('fused matmul with bias and activations equals matmul + add + activation', () => {
