@@ -337,6 +337,8 @@ describe('faster wasm Identity and Sum kernels', () => {
 
   const cases: Array<[number[], number | number[], boolean]> = [
     [[7, 5], 0, false],
+    [[9, 3], 0, false], // rows in fours, then one left
+    [[2, 3], 0, true], // fewer rows than one pass of four
     [[4, 6, 5], [0, 1], false],
     [[4, 6, 5], [1, 0], true],
     [[4, 6, 5], -3, false],
