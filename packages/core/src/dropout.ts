@@ -1,4 +1,4 @@
-import { nextSeed } from './random';
+import { mulberry32, nextSeed } from './random';
 import { tf } from './tfjs';
 
 /**
@@ -15,12 +15,12 @@ export function dropoutMask(size: number, rate: number, seed: number): Float32Ar
   const scale = 1 / (1 - rate);
   // P(u32 >= threshold) = 1 - rate for u32 uniform on [0, 2^32).
   const threshold = Math.min(0xffffffff, Math.round(rate * 4294967296));
-  let s = seed >>> 0;
+  // The generator's four words of state, from mulberry32 (xorshift needs a non-zero state).
+  let state = seed >>> 0;
   const mix = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    let output: number;
+    [state, output] = mulberry32(state);
+    return output;
   };
   // Signed 32-bit arithmetic throughout (V8 keeps it in registers); flipping the sign bit maps
   // the unsigned comparison onto a signed one.

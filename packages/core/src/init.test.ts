@@ -78,4 +78,20 @@ describe('setSeed', () => {
     expect(dropout(x, 0.25, false)).toBe(x);
     tf.dispose([x, y]);
   });
+
+  it('dropout passes the gradient through the same mask, and leaks nothing', () => {
+    const x = tf.range(1, 2001).reshape([40, 50]);
+    const before = tf.memory().numTensors;
+    setSeed(5);
+    const y = dropout(x, 0.3, true);
+    setSeed(5);
+    const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(dropout(input, 0.3, true), 2)))(x);
+    // d/dx sum(2 * mask * x) = 2 * mask: 2 / 0.7 where y kept x, 0 where it dropped it.
+    const kept = Array.from(y.dataSync(), (v) => v !== 0);
+    expect(Array.from(dx.dataSync())).toEqual(kept.map((k) => (k ? Math.fround(2 * Math.fround(1 / 0.7)) : 0)));
+    expect(kept.filter((k) => !k).length).toBeGreaterThan(400);
+    tf.dispose([y, dx]);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
 });

@@ -19,7 +19,7 @@ export function clearSeed(): void {
 }
 
 /** One mulberry32 step: the next state and a well-mixed 32-bit output. */
-function mulberry32(current: number): [state: number, output: number] {
+export function mulberry32(current: number): [state: number, output: number] {
   const next = (current + 0x6d2b79f5) >>> 0;
   let t = next;
   t = Math.imul(t ^ (t >>> 15), t | 1);
