@@ -58,8 +58,15 @@ it('200 generations, aborted streams and concurrent generations: tensors return 
   model.eval();
   const src = tf.tensor2d([[3, 4, 5, 6], [7, 8, 9, 0]], [2, 4], 'int32');
   const base = { bosTokenId: 1, eosTokenId: 2, maxNewTokens: 8 };
-  // Warm-up: lazily built tables and kernels.
-  (await model.generate(src, base)).sequences.forEach(() => undefined);
+  // Warm-up: every kind of generation below once, so that lazily built tables, kernels and the
+  // JIT's code for each path exist before the resident-memory baseline is taken.
+  await model.generate(src, base);
+  await model.generate(src, { ...base, numBeams: 3, numReturnSequences: 2 });
+  await model.generate(src, { ...base, doSample: true, topK: 5, seed: 0 });
+  const warmStream = model.generateStream(src, base);
+  await warmStream.next();
+  await warmStream.return(undefined as never);
+  await Promise.all([model.generate(src, base), model.generate(src, { ...base, numBeams: 2 })]);
   gc();
   const baseline = tf.memory();
   const rssAfterWarmup = process.memoryUsage().rss;
