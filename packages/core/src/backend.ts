@@ -3,10 +3,12 @@
  * when it is installed and sees a GPU, else `@tensorflow/tfjs-node`, else wasm, else cpu. Both
  * tfjs-node packages are optional peers, loaded only here and only when asked for.
  */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { MieBackendError, describeValue } from './errors';
 import { tf } from './tfjs';
 import { loadBlas, type Blas } from './blas';
 import { registerWasmKernels } from './wasm-kernels';
+import { loadSimdGemm, simdGemm } from './simd-gemm';
 import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
 import { prepareWasmThreads, wasmThreadsFromEnvironment } from './wasm-threads';
 
@@ -32,9 +34,11 @@ export interface DeviceInfo {
   threads?: number;
   /**
    * The wasm matmul path (wasm only): `'blas'` (system BLAS through koffi, see `blasLibrary`),
-   * `'xnnpack'` (every matmul routed to XNNPACK) or `'stock'` (`MIE_WASM_MATMUL=stock`).
+   * `'simd'` (MIE's WebAssembly SIMD GEMM on the backend's heap: the default without BLAS),
+   * `'xnnpack'` (every matmul routed to XNNPACK: with `MIE_SIMD_GEMM=0`, or with wasm threads,
+   * which XNNPACK uses) or `'stock'` (`MIE_WASM_MATMUL=stock`).
    */
-  matmul?: 'blas' | 'xnnpack' | 'stock';
+  matmul?: 'blas' | 'simd' | 'xnnpack' | 'stock';
   /** The BLAS library the `'blas'` matmul path calls. */
   blasLibrary?: string;
 }
@@ -56,10 +60,15 @@ installWasmMatMul();
 
 let blas: Blas | null | undefined;
 
-/** Picks the wasm GEMM: a system BLAS when one loads and passes its self-check, else XNNPACK. */
-function selectWasmGemm(): void {
+/**
+ * Picks the wasm GEMM: a system BLAS when one loads and passes its self-check; else MIE's SIMD
+ * GEMM when it instantiates on the backend's memory and passes its self-check (single-threaded
+ * wasm only: with threads, XNNPACK computes on all of them); else XNNPACK.
+ */
+function selectWasmGemm(threads: number): void {
   if (blas === undefined) blas = loadBlas();
   if (blas) setWasmGemm('blas', blas.gemm);
+  else if (threads === 1 && process.env.MIE_SIMD_GEMM !== '0' && loadSimdGemm(tf.backend() as BackendWasm)) setWasmGemm('simd', simdGemm);
   else setWasmGemm('xnnpack', xnnpackGemm);
 }
 
@@ -117,8 +126,8 @@ async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
   if (!initialised) throw new MieBackendError('setBackend: the wasm backend failed to initialise.');
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
-  selectWasmGemm();
-  const matmul = process.env.MIE_WASM_MATMUL === 'stock' ? 'stock' : (wasmGemmName() as 'blas' | 'xnnpack');
+  selectWasmGemm(threads);
+  const matmul = process.env.MIE_WASM_MATMUL === 'stock' ? 'stock' : (wasmGemmName() as 'blas' | 'simd' | 'xnnpack');
   return {
     backend: 'wasm',
     kind: 'cpu',

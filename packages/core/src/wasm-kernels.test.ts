@@ -3,6 +3,7 @@ import { seededRandom } from './random';
 import { tf } from './tfjs';
 import { loadBlas } from './blas';
 import { registerWasmKernels, stockWasmKernels } from './wasm-kernels';
+import { simdGemm } from './simd-gemm';
 import { setWasmGemm, xnnpackGemm, type Gemm } from './wasm-matmul';
 
 type Backend = 'cpu' | 'wasm';
@@ -338,6 +339,8 @@ describe('faster wasm Identity and Sum kernels', () => {
   const cases: Array<[number[], number | number[], boolean]> = [
     [[7, 5], 0, false],
     [[9, 3], 0, false], // rows in fours, then one left
+    [[9, 37], 0, false], // SIMD: two strips of 16 columns, then 5 one by one
+    [[3, 50, 40], [0, 1], false],
     [[2, 3], 0, true], // fewer rows than one pass of four
     [[4, 6, 5], [0, 1], false],
     [[4, 6, 5], [1, 0], true],
@@ -348,7 +351,7 @@ describe('faster wasm Identity and Sum kernels', () => {
     [[0, 4], 0, false],
   ];
   const blas = loadBlas();
-  it.each(cases)('sum of %j over %j (keepDims %s) equals the cpu backend, through BLAS and without', async (shape, axis, keepDims) => {
+  it.each(cases)('sum of %j over %j (keepDims %s) equals the cpu backend, through SIMD, BLAS and plain loops', async (shape, axis, keepDims) => {
     const size = shape.reduce((a, b) => a * b, 1);
     const values = Array.from({ length: size }, (_, i) => Math.sin(i * 0.7) * 10);
     await setBackend('cpu');
@@ -357,7 +360,7 @@ describe('faster wasm Identity and Sum kernels', () => {
     const reference = { shape: expected.shape, values: Array.from(expected.dataSync()) };
     tf.dispose([x0, expected]);
     await setBackend('wasm');
-    const paths: Array<[string, Gemm]> = [['xnnpack', xnnpackGemm], ...(blas ? [['blas', blas.gemm] as [string, Gemm]] : [])];
+    const paths: Array<[string, Gemm]> = [['simd', simdGemm], ['xnnpack', xnnpackGemm], ...(blas ? [['blas', blas.gemm] as [string, Gemm]] : [])];
     for (const [name, gemm] of paths) {
       setWasmGemm(name, gemm);
       const x = tf.tensor(values, shape);

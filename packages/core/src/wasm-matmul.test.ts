@@ -1,6 +1,7 @@
 import { loadBlas } from './blas';
 import { getDevice, setBackend } from './backend';
 import { tf } from './tfjs';
+import { simdGemm } from './simd-gemm';
 import { setWasmGemm, stockWasmMatMulKernels, xnnpackGemm } from './wasm-matmul';
 
 /**
@@ -35,7 +36,25 @@ const CASES: Array<[number[], number[], boolean, boolean]> = [
   [[1, 4, 5, 7], [4, 7, 2], false, false],
   [[3, 5, 0], [3, 0, 4], false, false], // empty contraction: zeros
   [[0, 5, 7], [0, 7, 4], false, false],
+  // Larger than one block of the SIMD GEMM in every direction (KC 256, MC 128, NC 1024), ragged tiles.
+  [[131, 517], [517, 1041], false, false],
+  [[131, 517], [1041, 517], false, true],
+  [[517, 131], [517, 1041], true, false],
+  [[517, 131], [1041, 517], true, true],
+  [[2, 67, 300], [2, 300, 33], false, false],
+  [[2, 300, 67], [2, 33, 300], true, true],
 ];
+
+const blas = loadBlas();
+const PATHS = ['simd', 'xnnpack', 'blas'] as const;
+type Path = (typeof PATHS)[number];
+
+/** Makes the wasm matmul kernels use `path` (BLAS only when a library loaded). */
+function usePath(path: Path): void {
+  if (path === 'blas' && blas) setWasmGemm('blas', blas.gemm);
+  else if (path === 'simd') setWasmGemm('simd', simdGemm);
+  else setWasmGemm('xnnpack', xnnpackGemm);
+}
 
 function reference(aShape: number[], bShape: number[], tA: boolean, tB: boolean): { a: number[]; b: number[]; out: Float32Array; shape: number[] } {
   const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
@@ -47,14 +66,12 @@ function reference(aShape: number[], bShape: number[], tA: boolean, tB: boolean)
   return result;
 }
 
-describe.each(['xnnpack', 'blas'] as const)('wasm matmul through %s', (path) => {
-  const blas = loadBlas();
+describe.each(PATHS)('wasm matmul through %s', (path) => {
   const run = path === 'blas' && !blas ? it.skip : it;
 
   beforeAll(async () => {
     await setBackend('wasm');
-    if (path === 'blas' && blas) setWasmGemm('blas', blas.gemm);
-    else setWasmGemm('xnnpack', xnnpackGemm);
+    usePath(path);
   });
   afterAll(async () => {
     await setBackend('wasm'); // re-selects the default path
@@ -64,8 +81,7 @@ describe.each(['xnnpack', 'blas'] as const)('wasm matmul through %s', (path) => 
     await setBackend('cpu');
     const expected = reference(aShape, bShape, tA, tB);
     await setBackend('wasm');
-    if (path === 'blas' && blas) setWasmGemm('blas', blas.gemm);
-    else setWasmGemm('xnnpack', xnnpackGemm);
+    usePath(path);
     const before = tf.memory().numTensors;
     const a = tf.tensor(expected.a, aShape);
     const b = tf.tensor(expected.b, bShape);
@@ -112,7 +128,7 @@ describe.each(['xnnpack', 'blas'] as const)('wasm matmul through %s', (path) => 
   run('gradients through matMul equal the cpu backend', async () => {
     const grads = async (backend: 'cpu' | 'wasm') => {
       await setBackend(backend);
-      if (backend === 'wasm') setWasmGemm(path === 'blas' && blas ? 'blas' : 'xnnpack', path === 'blas' && blas ? blas.gemm : xnnpackGemm);
+      if (backend === 'wasm') usePath(path);
       // tfjs's BatchMatMul gradient does not reduce broadcast batches, so operands share ranks.
       const values: number[][] = [];
       for (const [aShape, bShape] of [[[6, 4], [5, 4]], [[2, 3, 4], [2, 5, 4]]]) {
@@ -137,6 +153,6 @@ it('replaces the stock kernels and reports the path in getDevice()', async () =>
   expect(batchMatMul).toBeDefined();
   expect(fusedMatMul).toBeDefined();
   expect(tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc).not.toBe(batchMatMul!.kernelFunc);
-  expect(['blas', 'xnnpack']).toContain(getDevice().matmul);
+  expect(['blas', 'simd']).toContain(getDevice().matmul);
   if (getDevice().matmul === 'blas') expect(getDevice().blasLibrary).toMatch(/blas/);
 });

@@ -6,6 +6,9 @@
  *
  * - `blas`: `cblas_sgemm` of a system OpenBLAS called through koffi on wasm-heap views
  *   (see blas.ts), transposes and batches handled by the BLAS call itself;
+ * - `simd`: MIE's WebAssembly SIMD GEMM on the backend's heap (simd-gemm.ts), transposes and
+ *   batches handled by its packing; products of at most four rows go to XNNPACK's 2-D path,
+ *   which keeps packed weights between calls (cached decoding);
  * - `xnnpack`: transposes materialised with the wasm Transpose kernel, then the XNNPACK 2-D path,
  *   once with the batch folded into the rows when the right operand is shared, else once per
  *   batch element on views into the operands' heap memory.
@@ -78,7 +81,7 @@ export const xnnpackGemm: Gemm = (backend, a, b, out, m, n, k, count) => {
 let gemm: Gemm = xnnpackGemm;
 let gemmName = 'xnnpack';
 
-/** Selects the GEMM the wasm matmul kernels use (`xnnpack` by default, `blas` when loaded). */
+/** Selects the GEMM the wasm matmul kernels use (`xnnpack` until the backend picks `blas` or `simd`). */
 export function setWasmGemm(name: string, implementation: Gemm): void {
   gemm = implementation;
   gemmName = name;
@@ -227,7 +230,7 @@ function cachedTranspose(backend: BackendWasm, b: TensorInfo): TensorInfo {
  * Measured with 2048 products of [1, 32] x [32, 12]: stock 1.0 ms, BLAS 2.8 ms, XNNPACK 13 ms;
  * with 600 of [10, 32] x [32, 10]: stock 2.4 ms, BLAS 1.1 ms, XNNPACK 5.4 ms.
  */
-const STOCK_MACS = { blas: 1024, xnnpack: 4096 } as Record<string, number>;
+const STOCK_MACS = { blas: 1024, simd: 1024, xnnpack: 4096 } as Record<string, number>;
 
 function tinyBatchedProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): boolean {
   const aRank = a.shape.length;
@@ -240,12 +243,28 @@ function tinyBatchedProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean, t
   return batch > 1 && m * n * k <= (STOCK_MACS[gemmName] ?? 0);
 }
 
+/**
+ * Rows up to which a 2-D product on the SIMD GEMM path goes to XNNPACK's cached-weights path
+ * instead: the SIMD GEMM packs the right operand on every call, which costs as much as the
+ * arithmetic for a single row (cached decoding with batch 1). Measured with [M,512] x [N,512]ᵀ,
+ * fixed weights, ms: M=1, N=512: 0.14 SIMD vs 0.10 XNNPACK; N=10000: 3.8 vs 1.7; M=4, N=10000:
+ * 4.6 vs 2.6; M=8, N=512: 0.21 vs 0.29; M=8, N=2048: 0.79 vs 1.01.
+ */
+const SIMD_MIN_ROWS = 4;
+
+/** Whether a product goes to XNNPACK's 2-D path, which keeps the right operand packed. */
+function cachedWeightsProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean): boolean {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 2 || b.shape.length !== 2) return false;
+  if (gemmName === 'xnnpack') return true;
+  return gemmName === 'simd' && (transposeA ? a.shape[1] : a.shape[0]) <= SIMD_MIN_ROWS;
+}
+
 function batchMatMulKernel(args: KernelArgs): TensorInfo {
   const backend = args.backend as BackendWasm;
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
   if (tinyBatchedProduct(a, b, transposeA, transposeB)) return stockBatchMatMul!.kernelFunc(args as never) as TensorInfo;
-  if (gemmName === 'xnnpack' && a.dtype === 'float32' && b.dtype === 'float32' && a.shape.length === 2 && b.shape.length === 2) {
+  if (cachedWeightsProduct(a, b, transposeA)) {
     // An untransposed 2-D product is the stock kernel's XNNPACK path: use it with real tensor ids
     // (the right operand's transpose cached), so that XNNPACK's packed weights persist.
     const left = transposeA ? runKernel('Transpose', backend, { x: a }, { perm: [1, 0] }) : a;

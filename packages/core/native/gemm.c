@@ -1,0 +1,191 @@
+/*
+ * Single-threaded float32 GEMM for the tfjs wasm backend, compiled to WebAssembly SIMD128 and
+ * run on the backend's own heap (the module imports its memory).
+ *
+ *   C[m, n] = op(A)[m, k] op(B)[k, n], row-major, op(X) = X or X^T
+ *
+ * Layout follows the GotoBLAS/BLIS scheme: B is packed in KC x NC blocks of NR-column panels
+ * (one panel stays in L1 across a row sweep), A in MC x KC blocks of MR-row panels (L2), and a
+ * 2 x 16 register tile accumulates with mul + add. Packing absorbs both transposes, so no
+ * transposed copy is ever materialised. Why hand-written: tfjs's XNNPACK takes untransposed
+ * operands only, streams the whole packed B per row panel, and re-creates its operator (and
+ * repacks) for every new right operand; measured here it reaches 15-20 GFLOP/s on transformer
+ * shapes against 24-28 for this kernel (see packages/core/README.md).
+ *
+ * The module must never touch memory it was not handed: it has no data segment, and it is
+ * linked with the shadow stack first and sized 0, so any use of the stack would trap at address
+ * 0 - n rather than write into the heap. `scripts/build-gemm.mjs` checks that the code never
+ * reads the stack pointer. All pointers are byte offsets into the imported memory.
+ *
+ * Build: node packages/core/scripts/build-gemm.mjs (needs clang and wasm-ld; Debian: clang lld).
+ */
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+#define MR 2
+#define NR 16
+#define KC 256
+#define MC 128
+#define NC 1024
+
+static inline int min_i(int a, int b) { return a < b ? a : b; }
+
+/* Packs op(A)[0:mc, 0:kc] as MR-row panels: panel[p * MR + r] = op(A)[i0 + r][p], zero rows past mc. */
+static void pack_a(const float *a, int lda, int trans, int mc, int kc, float *dst) {
+  for (int i0 = 0; i0 < mc; i0 += MR, dst += kc * MR) {
+    int rows = min_i(MR, mc - i0);
+    if (trans) {
+      /* op(A)[i][p] = a[p * lda + i]: MR consecutive floats per p. */
+      const float *src = a + i0;
+      if (rows == MR) {
+        for (int p = 0; p < kc; p++) { dst[2 * p] = src[p * lda]; dst[2 * p + 1] = src[p * lda + 1]; }
+      } else {
+        for (int p = 0; p < kc; p++) { dst[2 * p] = src[p * lda]; dst[2 * p + 1] = 0.f; }
+      }
+    } else {
+      const float *r0 = a + i0 * lda;
+      const float *r1 = rows == MR ? r0 + lda : 0;
+      int p = 0;
+      if (r1) {
+        for (; p + 4 <= kc; p += 4) {
+          v128_t x = wasm_v128_load(r0 + p), y = wasm_v128_load(r1 + p);
+          wasm_v128_store(dst + 2 * p, wasm_i32x4_shuffle(x, y, 0, 4, 1, 5));
+          wasm_v128_store(dst + 2 * p + 4, wasm_i32x4_shuffle(x, y, 2, 6, 3, 7));
+        }
+      }
+      for (; p < kc; p++) { dst[2 * p] = r0[p]; dst[2 * p + 1] = r1 ? r1[p] : 0.f; }
+    }
+  }
+}
+
+/* Packs op(B)[0:kc, 0:nc] as NR-column panels: panel[p * NR + c] = op(B)[p][j0 + c], zero columns past nc. */
+static void pack_b(const float *b, int ldb, int trans, int kc, int nc, float *dst) {
+  for (int j0 = 0; j0 < nc; j0 += NR, dst += kc * NR) {
+    int cols = min_i(NR, nc - j0);
+    if (!trans && cols == NR) {
+      for (int p = 0; p < kc; p++) {
+        const float *src = b + p * ldb + j0;
+        for (int v = 0; v < NR; v += 4) wasm_v128_store(dst + p * NR + v, wasm_v128_load(src + v));
+      }
+    } else if (trans && cols == NR) {
+      /* op(B)[p][j] = b[j * ldb + p]: 4 x 4 transposes of rows j0+c..c+3 at p..p+3. */
+      int p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        for (int c = 0; c < NR; c += 4) {
+          const float *s = b + (j0 + c) * ldb + p;
+          v128_t r0 = wasm_v128_load(s), r1 = wasm_v128_load(s + ldb);
+          v128_t r2 = wasm_v128_load(s + 2 * ldb), r3 = wasm_v128_load(s + 3 * ldb);
+          v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);
+          v128_t t2 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+          wasm_v128_store(dst + p * NR + c, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+          wasm_v128_store(dst + (p + 1) * NR + c, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+          wasm_v128_store(dst + (p + 2) * NR + c, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+          wasm_v128_store(dst + (p + 3) * NR + c, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+        }
+      }
+      for (; p < kc; p++)
+        for (int c = 0; c < NR; c++) dst[p * NR + c] = b[(j0 + c) * ldb + p];
+    } else {
+      for (int p = 0; p < kc; p++)
+        for (int c = 0; c < NR; c++)
+          dst[p * NR + c] = c < cols ? (trans ? b[(j0 + c) * ldb + p] : b[p * ldb + j0 + c]) : 0.f;
+    }
+  }
+}
+
+/* Writes (or adds, when acc) the first nr columns of one tile row. */
+static inline void store_row(float *c, v128_t v0, v128_t v1, v128_t v2, v128_t v3, int nr, int acc) {
+  if (nr == NR) {
+    if (acc) {
+      v0 = wasm_f32x4_add(v0, wasm_v128_load(c));
+      v1 = wasm_f32x4_add(v1, wasm_v128_load(c + 4));
+      v2 = wasm_f32x4_add(v2, wasm_v128_load(c + 8));
+      v3 = wasm_f32x4_add(v3, wasm_v128_load(c + 12));
+    }
+    wasm_v128_store(c, v0);
+    wasm_v128_store(c + 4, v1);
+    wasm_v128_store(c + 8, v2);
+    wasm_v128_store(c + 12, v3);
+    return;
+  }
+#define LANE(i, v, l) if (nr > i) c[i] = (acc ? c[i] : 0.f) + wasm_f32x4_extract_lane(v, l);
+  LANE(0, v0, 0) LANE(1, v0, 1) LANE(2, v0, 2) LANE(3, v0, 3)
+  LANE(4, v1, 0) LANE(5, v1, 1) LANE(6, v1, 2) LANE(7, v1, 3)
+  LANE(8, v2, 0) LANE(9, v2, 1) LANE(10, v2, 2) LANE(11, v2, 3)
+  LANE(12, v3, 0) LANE(13, v3, 1) LANE(14, v3, 2) LANE(15, v3, 3)
+#undef LANE
+}
+
+/* One MR x NR tile of C (mr x nr valid) from an A panel and a B panel of depth kc. */
+static inline void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, int mr, int nr, int acc) {
+  v128_t z = wasm_f32x4_splat(0.f);
+  v128_t c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+  for (int p = 0; p < kc; p++, ap += MR, bp += NR) {
+    v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+    v128_t b2 = wasm_v128_load(bp + 8), b3 = wasm_v128_load(bp + 12);
+    v128_t a0 = wasm_v128_load32_splat(ap), a1 = wasm_v128_load32_splat(ap + 1);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
+    c02 = wasm_f32x4_add(c02, wasm_f32x4_mul(a0, b2));
+    c03 = wasm_f32x4_add(c03, wasm_f32x4_mul(a0, b3));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
+    c12 = wasm_f32x4_add(c12, wasm_f32x4_mul(a1, b2));
+    c13 = wasm_f32x4_add(c13, wasm_f32x4_mul(a1, b3));
+  }
+  store_row(c, c00, c01, c02, c03, nr, acc);
+  if (mr > 1) store_row(c + ldc, c10, c11, c12, c13, nr, acc);
+}
+
+/* Floats of scratch memory gemm needs (packed A block, then packed B block). */
+EXPORT(work_floats) int work_floats(void) { return MC * KC + KC * NC; }
+
+/*
+ * C = op(A) op(B). lda, ldb, ldc are row strides in elements of the stored matrices (A is stored
+ * [m, k], or [k, m] when ta; B is [k, n], or [n, k] when tb). k must be at least 1; work holds
+ * work_floats() floats and must not overlap the operands.
+ */
+EXPORT(gemm)
+void gemm(int m, int n, int k, const float *a, int lda, int ta, const float *b, int ldb, int tb, float *c, int ldc, float *work) {
+  float *ap = work, *bp = work + MC * KC;
+  for (int jc = 0; jc < n; jc += NC) {
+    int nc = min_i(NC, n - jc);
+    for (int pc = 0; pc < k; pc += KC) {
+      int kc = min_i(KC, k - pc);
+      pack_b(tb ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, tb, kc, nc, bp);
+      for (int ic = 0; ic < m; ic += MC) {
+        int mc = min_i(MC, m - ic);
+        pack_a(ta ? a + pc * lda + ic : a + ic * lda + pc, lda, ta, mc, kc, ap);
+        for (int jr = 0; jr < nc; jr += NR)
+          for (int ir = 0; ir < mc; ir += MR)
+            kernel(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, min_i(MR, mc - ir), min_i(NR, nc - jr), pc > 0);
+      }
+    }
+  }
+}
+
+/* out[j] = sum over i of x[i * inner + j] (leading-axes Sum: bias and layer-norm gradients). */
+EXPORT(column_sums)
+void column_sums(const float *x, int rows, int inner, float *out) {
+  int j = 0;
+  for (; j + 16 <= inner; j += 16) {
+    v128_t s0 = wasm_f32x4_splat(0.f), s1 = s0, s2 = s0, s3 = s0;
+    for (int i = 0; i < rows; i++) {
+      const float *r = x + i * inner + j;
+      s0 = wasm_f32x4_add(s0, wasm_v128_load(r));
+      s1 = wasm_f32x4_add(s1, wasm_v128_load(r + 4));
+      s2 = wasm_f32x4_add(s2, wasm_v128_load(r + 8));
+      s3 = wasm_f32x4_add(s3, wasm_v128_load(r + 12));
+    }
+    wasm_v128_store(out + j, s0);
+    wasm_v128_store(out + j + 4, s1);
+    wasm_v128_store(out + j + 8, s2);
+    wasm_v128_store(out + j + 12, s3);
+  }
+  for (; j < inner; j++) {
+    float s = 0.f;
+    for (int i = 0; i < rows; i++) s += x[i * inner + j];
+    out[j] = s;
+  }
+}
