@@ -108,6 +108,23 @@ describe.each(PATHS)('wasm matmul through %s', (path) => {
     expect(calls).toEqual(['stock', 'fast']);
   });
 
+  run('sends 2-D products of at most four rows to XNNPACK, which keeps packed weights (cached decoding)', () => {
+    const stock = stockWasmMatMulKernels().batchMatMul!;
+    const spy = jest.spyOn(stock, 'kernelFunc');
+    const weights = tf.ones([48, 64]);
+    const routes = [1, 4, 5, 16].map((rows) => {
+      spy.mockClear();
+      const y = tf.tidy(() => tf.matMul(tf.ones([rows, 64]), weights, false, true));
+      expect(y.shape).toEqual([rows, 48]);
+      expect(Array.from(y.dataSync()).every((v) => v === 64)).toBe(true);
+      y.dispose();
+      return spy.mock.calls.length > 0 ? 'xnnpack' : path;
+    });
+    spy.mockRestore();
+    weights.dispose();
+    expect(routes).toEqual(path === 'xnnpack' ? ['xnnpack', 'xnnpack', 'xnnpack', 'xnnpack'] : ['xnnpack', 'xnnpack', path, path]);
+  });
+
   run('fused matmul with bias and activations equals matmul + add + activation', () => {
     const a = tf.randomNormal([3, 4, 6], 0, 1, 'float32', 1);
     const b = tf.randomNormal([5, 6], 0, 1, 'float32', 2);

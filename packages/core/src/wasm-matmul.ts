@@ -7,11 +7,13 @@
  * - `blas`: `cblas_sgemm` of a system OpenBLAS called through koffi on wasm-heap views
  *   (see blas.ts), transposes and batches handled by the BLAS call itself;
  * - `simd`: MIE's WebAssembly SIMD GEMM on the backend's heap (simd-gemm.ts), transposes and
- *   batches handled by its packing; products of at most four rows go to XNNPACK's 2-D path,
- *   which keeps packed weights between calls (cached decoding);
+ *   batches handled by its packing;
  * - `xnnpack`: transposes materialised with the wasm Transpose kernel, then the XNNPACK 2-D path,
  *   once with the batch folded into the rows when the right operand is shared, else once per
  *   batch element on views into the operands' heap memory.
+ *
+ * On the `blas` and `simd` paths, 2-D products of at most four rows still go to XNNPACK, which
+ * keeps packed weights between calls (cached decoding with batch 1).
  *
  * Views are tensor ids registered on the wasm side at an offset into existing heap memory and
  * unregistered (not freed) right after the call.
@@ -244,19 +246,19 @@ function tinyBatchedProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean, t
 }
 
 /**
- * Rows up to which a 2-D product on the SIMD GEMM path goes to XNNPACK's cached-weights path
- * instead: the SIMD GEMM packs the right operand on every call, which costs as much as the
- * arithmetic for a single row (cached decoding with batch 1). Measured with [M,512] x [N,512]ᵀ,
- * fixed weights, ms: M=1, N=512: 0.14 SIMD vs 0.10 XNNPACK; N=10000: 3.8 vs 1.7; M=4, N=10000:
- * 4.6 vs 2.6; M=8, N=512: 0.21 vs 0.29; M=8, N=2048: 0.79 vs 1.01.
+ * Rows up to which a 2-D product goes to XNNPACK's cached-weights path on the SIMD and BLAS paths
+ * too: the SIMD GEMM packs the right operand on every call, and BLAS runs a single row at a
+ * fraction of its speed, which costs more than the arithmetic in cached decoding with batch 1.
+ * Measured with [M,512] x [N,512]ᵀ, fixed weights, ms (SIMD / BLAS / XNNPACK): M=1, N=512:
+ * 0.14 / 0.19 / 0.10; M=1, N=10000: 3.8 / 2.6 / 1.7; M=4, N=10000: 4.6 / 5.0 / 2.6;
+ * M=8, N=2048: 0.79 / 0.66 / 1.01.
  */
-const SIMD_MIN_ROWS = 4;
+const XNNPACK_MAX_ROWS = 4;
 
 /** Whether a product goes to XNNPACK's 2-D path, which keeps the right operand packed. */
 function cachedWeightsProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean): boolean {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 2 || b.shape.length !== 2) return false;
-  if (gemmName === 'xnnpack') return true;
-  return gemmName === 'simd' && (transposeA ? a.shape[1] : a.shape[0]) <= SIMD_MIN_ROWS;
+  return gemmName === 'xnnpack' || (transposeA ? a.shape[1] : a.shape[0]) <= XNNPACK_MAX_ROWS;
 }
 
 function batchMatMulKernel(args: KernelArgs): TensorInfo {
