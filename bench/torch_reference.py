@@ -93,7 +93,22 @@ def seed_base(runs):
     emit("seed-base-train", measure(runs, train), runs, 8 * 64)
 
 
-BENCHMARKS = {"encoder-layer": encoder_layer, "seed-base": seed_base}
+def matmul(runs):
+    cases = [("matmul-dense-forward", (512, 512), (2048, 512), False, True),
+             ("matmul-weight-grad", (512, 512), (512, 2048), True, False),
+             ("matmul-vocab", (512, 512), (10000, 512), False, True),
+             ("matmul-attention", (64, 64, 64), (64, 64, 64), False, True)]
+    runs = max(runs, 10)
+    for name, a_shape, b_shape, ta, tb in cases:
+        a, b = torch.randn(*a_shape), torch.randn(*b_shape)
+        op_a = a.transpose(-1, -2) if ta else a
+        op_b = b.transpose(-1, -2) if tb else b
+        flops = 2 * op_a.shape[-2] * op_a.shape[-1] * op_b.shape[-1] * (a_shape[0] if len(a_shape) == 3 else 1)
+        timing = measure(runs, lambda: torch.matmul(op_a, op_b))
+        emit(name, timing, runs, gflops=round(flops / timing[0] / 1e6, 1))
+
+
+BENCHMARKS = {"matmul": matmul, "encoder-layer": encoder_layer, "seed-base": seed_base}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()

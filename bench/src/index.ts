@@ -189,7 +189,35 @@ async function memory(): Promise<BenchResult[]> {
   ];
 }
 
+/**
+ * The products a transformer spends its time in, one call each (same operands every call),
+ * reported in GFLOP/s: a dense layer's forward (x Wᵀ) and weight gradient (xᵀ dy) at d 512 /
+ * d_ff 2048 with 512 rows, the vocabulary projection, and batched attention scores.
+ */
+async function matmul(runs: number): Promise<BenchResult[]> {
+  const cases: Array<[string, number[], number[], boolean, boolean]> = [
+    ['matmul-dense-forward', [512, 512], [2048, 512], false, true],
+    ['matmul-weight-grad', [512, 512], [512, 2048], true, false],
+    ['matmul-vocab', [512, 512], [10000, 512], false, true],
+    ['matmul-attention', [64, 64, 64], [64, 64, 64], false, true],
+  ];
+  const results: BenchResult[] = [];
+  for (const [name, aShape, bShape, transposeA, transposeB] of cases) {
+    const a = tf.randomNormal(aShape, 0, 1, 'float32', 1);
+    const b = tf.randomNormal(bShape, 0, 1, 'float32', 2);
+    const rank = aShape.length;
+    const [m, k] = transposeA ? [aShape[rank - 1], aShape[rank - 2]] : [aShape[rank - 2], aShape[rank - 1]];
+    const n = transposeB ? bShape[rank - 2] : bShape[rank - 1];
+    const flops = 2 * m * n * k * (rank === 3 ? aShape[0] : 1);
+    const timing = await measure(Math.max(runs, 10), () => tf.tidy(() => void tf.matMul(a, b, transposeA, transposeB).dataSync()));
+    results.push(result(name, timing, Math.max(runs, 10), undefined, { gflops: Number((flops / timing.median / 1e6).toFixed(1)) }));
+    tf.dispose([a, b]);
+  }
+  return results;
+}
+
 const BENCHMARKS: Record<string, (runs: number) => Promise<BenchResult[]>> = {
+  matmul,
   'encoder-layer-train': encoderLayerTrain,
   'seed-base': seedBase,
   'generate-kv': generateKv,
@@ -238,7 +266,9 @@ async function main(): Promise<void> {
       'torch tokens/s': t?.tokens_per_s ?? '',
       'MIE / torch (time)': t ? Number((r.median_ms / t.median_ms).toFixed(2)) : '',
       notes:
-        r.name === 'memory'
+        r.gflops !== undefined
+          ? `${r.gflops} GFLOP/s${t?.gflops !== undefined ? ` (torch ${t.gflops})` : ''}`
+          : r.name === 'memory'
           ? `tensors ${r.tensors_after_10} -> ${r.tensors_after_200}, bytes ${r.bytes_after_10} -> ${r.bytes_after_200}`
           : r.ratio_to_32 !== undefined
             ? `${r.ratio_to_32}x the 32-token run`
