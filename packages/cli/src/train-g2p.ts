@@ -77,9 +77,10 @@ export interface G2PMetrics {
 
 /**
  * Minutes of the reference speed (the wasm backend with a system BLAS, or tfjs-node) that a
- * budget buys on `device`: the XNNPACK matmul path trains this model about 3x slower (a step of
- * ~150 words: ~0.35 s with OpenBLAS, ~1.0 s without), so it gets the model sized for a third of
- * the time, and evaluations as often in steps.
+ * budget buys on `device`: without BLAS this model trains about 1.8x slower on the SIMD GEMM
+ * (10 minutes: 1,000 steps against 1,766) and 3x slower on XNNPACK, so any path without BLAS gets
+ * the model sized for a third of the time (the rule the published runs used), and evaluations as
+ * often in steps.
  */
 export function effectiveMinutes(minutes: number, device: Pick<DeviceInfo, 'backend' | 'matmul'>): number {
   const slow = device.backend === 'cpu' || (device.backend === 'wasm' && device.matmul !== 'blas');
