@@ -85,6 +85,7 @@ export function simdColumnSums(backend: BackendWasm, offset: number, rows: numbe
  */
 export function loadSimdGemm(backend: BackendWasm): boolean {
   try {
+    instanceFor(backend); // first, so that its allocation cannot move the views below
     const module = internals(backend);
     const [m, n, k] = [3, 19, 5];
     const base = module._malloc(4 * (m * k + k * n + m * n));

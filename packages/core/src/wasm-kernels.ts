@@ -110,9 +110,10 @@ function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Te
 }
 
 /**
- * Sum over leading axes (`[0, .., r-1]`: bias and layer-norm gradients): with BLAS one GEMV with a
- * vector of ones, else one pass over the heap; the stock kernel transposes the reduced axes to the
- * end first. Other reductions go to the stock kernel.
+ * Sum over leading axes (`[0, .., r-1]`: bias and layer-norm gradients): SIMD column sums on the
+ * SIMD GEMM path, one GEMV with a vector of ones with BLAS, else one pass over the heap; the
+ * stock kernel transposes the reduced axes to the end first. Other reductions go to the stock
+ * kernel.
  */
 function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
   const backend = args.backend as BackendWasm;
@@ -125,16 +126,12 @@ function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf
   const inner = tf.util.sizeFromShape(x.shape.slice(axes.length));
   const outShape = keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length);
   const out = backend.makeOutput(outShape, 'float32');
-  if (rows * inner > 0 && wasmGemmName() === 'simd') {
-    // SIMD column sums in the GEMM module (~4x the loop below).
+  const path = wasmGemmName();
+  if (rows * inner > 0 && (path === 'simd' || path === 'blas')) {
+    // SIMD column sums in the GEMM module, or a BLAS GEMV: memory speed (~4-8x the loop below).
     const offsets = (backend as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap;
-    simdColumnSums(backend, offsets.get(x.dataId).memoryOffset, rows, inner, offsets.get(out.dataId).memoryOffset);
-    return out;
-  }
-  if (rows * inner > 0 && wasmGemmName() === 'blas') {
-    // BLAS: a GEMV at memory speed (~8x the loop below).
-    const offsets = (backend as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap;
-    gemmColumnSums(backend, offsets.get(x.dataId).memoryOffset, rows, inner, offsets.get(out.dataId).memoryOffset);
+    const columnSums = path === 'simd' ? simdColumnSums : gemmColumnSums;
+    columnSums(backend, offsets.get(x.dataId).memoryOffset, rows, inner, offsets.get(out.dataId).memoryOffset);
     return out;
   }
   // Otherwise one pass over the heap (XNNPACK would repack the whole operand first: slower).

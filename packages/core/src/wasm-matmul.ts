@@ -230,7 +230,9 @@ function cachedTranspose(backend: BackendWasm, b: TensorInfo): TensorInfo {
  * batch element and head), makes thousands of tiny products per call, where each XNNPACK
  * operator set-up (~10 µs) or BLAS call through the FFI (~4 µs) costs more than the arithmetic.
  * Measured with 2048 products of [1, 32] x [32, 12]: stock 1.0 ms, BLAS 2.8 ms, XNNPACK 13 ms;
- * with 600 of [10, 32] x [32, 10]: stock 2.4 ms, BLAS 1.1 ms, XNNPACK 5.4 ms.
+ * with 600 of [10, 32] x [32, 10]: stock 2.4 ms, BLAS 1.1 ms, XNNPACK 5.4 ms. The SIMD GEMM
+ * (one call per element, packing included): 2048 of [1, 32] x [32, 12]: 1.3 ms against stock
+ * 0.9 ms; 64 of [1, 64] x [64, 32] (2048 multiply-adds each): 0.26 ms against stock 0.37 ms.
  */
 const STOCK_MACS = { blas: 1024, simd: 1024, xnnpack: 4096 } as Record<string, number>;
 
