@@ -128,7 +128,8 @@ function sum(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf
   const out = backend.makeOutput(outShape, 'float32');
   const path = wasmGemmName();
   if (rows * inner > 0 && (path === 'simd' || path === 'blas')) {
-    // SIMD column sums in the GEMM module, or a BLAS GEMV: memory speed (~4-8x the loop below).
+    // SIMD column sums in the GEMM module, or a BLAS GEMV: [4096, 512] over axis 0 takes 1.7 or
+    // 1.1 ms against 3.7 ms for the loop below.
     const offsets = (backend as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap;
     const columnSums = path === 'simd' ? simdColumnSums : gemmColumnSums;
     columnSums(backend, offsets.get(x.dataId).memoryOffset, rows, inner, offsets.get(out.dataId).memoryOffset);
