@@ -125,6 +125,7 @@ describe('the G2P model sized for the budget and the device', () => {
   it('gives the slow matmul paths the model of a third of the time', () => {
     expect(effectiveMinutes(30, { backend: 'wasm', matmul: 'blas' })).toBe(30);
     expect(effectiveMinutes(30, { backend: 'tensorflow' })).toBe(30);
+    expect(effectiveMinutes(30, { backend: 'wasm', matmul: 'simd' })).toBe(10);
     expect(effectiveMinutes(30, { backend: 'wasm', matmul: 'xnnpack' })).toBe(10);
     expect(effectiveMinutes(30, { backend: 'cpu' })).toBe(10);
   });

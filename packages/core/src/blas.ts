@@ -2,7 +2,8 @@
  * Optional native BLAS for the wasm backend's matmuls: `cblas_sgemm` from a system library
  * (OpenBLAS's `libopenblas.so.0` first), called through the koffi FFI package directly on
  * wasm-heap views, so nothing is copied. Nothing here is required: when koffi or the library is
- * missing, or the library fails a self-check, `loadBlas` returns null and the XNNPACK path stays.
+ * missing, or the library fails a self-check, `loadBlas` returns null and the wasm backend uses
+ * MIE's SIMD GEMM (or XNNPACK) instead.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { Gemm } from './wasm-matmul';
