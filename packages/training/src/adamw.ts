@@ -48,6 +48,15 @@ interface Slot {
   step: number;
 }
 
+/** The first NaN, infinite (or, with `nonNegative`, negative) entry of `values`, or null. */
+function firstBadValue(values: ArrayLike<number>, nonNegative: boolean): { index: number; value: number } | null {
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (!Number.isFinite(value) || (nonNegative && value < 0)) return { index: i, value };
+  }
+  return null;
+}
+
 const OPTIONS = ['lr', 'betas', 'eps', 'weightDecay', 'noDecay'] as const;
 const NAME = 'AdamW';
 
@@ -203,45 +212,77 @@ export class AdamW {
     return { tensors, json: { lr: this.#lr, steps } };
   }
 
+  /** The shape of parameter `name`, or undefined when this optimizer has no such parameter. */
+  parameterShape(name: string): number[] | undefined {
+    const variable = this.#parameters.get(name);
+    return variable === undefined ? undefined : [...variable.shape];
+  }
+
   /**
-   * Restores a state from `getState()` (the tensors are copied; the caller keeps ownership). Every
-   * entry is checked first, so a failed load changes nothing: a parameter unknown here, a missing
-   * moment, a wrong shape or a bad step count is a `MieSerializationError` naming it.
+   * Everything `setState` would refuse in `state`, as short phrases (empty when it is usable): a
+   * parameter unknown here, a step count that is not a positive integer, a missing, unexpected or
+   * wrongly shaped moment, a NaN or infinite moment, or a negative second moment (its square root
+   * would be NaN at the next step). Reads every moment's values; changes nothing.
    */
-  setState(state: OptimizerState): void {
-    const where = `${NAME}.setState`;
-    const steps = state?.json?.steps;
-    if (typeof steps !== 'object' || steps === null) throw new MieSerializationError(`${where}: json.steps must be an object. Received: ${describeValue(steps)}.`);
-    const lr = state.json.lr;
-    if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw new MieSerializationError(`${where}: json.lr must be a number >= 0. Received: ${describeValue(lr)}.`);
+  validateState(state: OptimizerState): string[] {
     const problems: string[] = [];
+    const json: unknown = (state as { json?: unknown } | null | undefined)?.json;
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) return [`json must be an object { lr, steps }, got ${describeValue(json)}`];
+    const own = (key: string): unknown => (Object.prototype.hasOwnProperty.call(json, key) ? (json as Record<string, unknown>)[key] : undefined);
+    const lr = own('lr');
+    if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) problems.push(`json.lr must be a finite number >= 0, got ${describeValue(lr)}`);
+    const steps = own('steps');
+    if (typeof steps !== 'object' || steps === null || Array.isArray(steps)) return [...problems, `json.steps must be an object, got ${describeValue(steps)}`];
+    const tensors: unknown = (state as { tensors?: unknown }).tensors;
+    if (typeof tensors !== 'object' || tensors === null) return [...problems, `tensors must be an object of tensors, got ${describeValue(tensors)}`];
+    const tensorOf = (key: string): unknown => (Object.prototype.hasOwnProperty.call(tensors, key) ? (tensors as Record<string, unknown>)[key] : undefined);
     const expected = new Set<string>();
-    for (const [name, step] of Object.entries(steps)) {
-      const variable = this.#parameters.get(name);
-      if (variable === undefined) {
-        problems.push(`"${name}" is not a parameter of this optimizer`);
+    for (const [name, step] of Object.entries(steps as Record<string, unknown>)) {
+      const shape = this.parameterShape(name);
+      if (shape === undefined) {
+        problems.push(`${describeValue(name)} is not a parameter of this optimizer`);
         continue;
       }
-      if (!Number.isSafeInteger(step) || step < 1) problems.push(`step count of "${name}" must be a positive integer, got ${describeValue(step)}`);
-      for (const key of [`expAvg.${name}`, `expAvgSq.${name}`]) {
+      if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 1) problems.push(`step count of "${name}" must be a positive integer, got ${describeValue(step)}`);
+      for (const [key, nonNegative] of [[`expAvg.${name}`, false], [`expAvgSq.${name}`, true]] as const) {
         expected.add(key);
-        const tensor = state.tensors[key];
+        const tensor = tensorOf(key);
         if (!(tensor instanceof tf.Tensor) || tensor.isDisposed) problems.push(`"${key}" is missing`);
-        else if (!tf.util.arraysEqual(tensor.shape, variable.shape)) problems.push(`"${key}" has shape [${tensor.shape}], expected [${variable.shape}]`);
+        else if (!tf.util.arraysEqual(tensor.shape, shape)) problems.push(`"${key}" has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}]`);
+        else if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') problems.push(`"${key}" has dtype ${tensor.dtype}, expected float32`);
+        else {
+          const bad = firstBadValue(tensor.dataSync() as Float32Array | Int32Array, nonNegative);
+          if (bad !== null) problems.push(`"${key}" holds ${bad.value} at index ${bad.index}${nonNegative ? ' (second moments must be finite and >= 0)' : ' (moments must be finite)'}`);
+        }
       }
+      if (problems.length >= 10) break;
     }
-    const unexpected = Object.keys(state.tensors ?? {}).filter((key) => !expected.has(key));
-    if (unexpected.length) problems.push(`unexpected tensors: ${unexpected.join(', ')}`);
-    if (problems.length) throw new MieSerializationError(`${where}: ${problems.join('; ')}.`);
+    const unexpected = Object.keys(tensors).filter((key) => !expected.has(key));
+    if (unexpected.length) problems.push(`unexpected tensors: ${unexpected.slice(0, 5).map((key) => describeValue(key)).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`);
+    return problems;
+  }
+
+  /**
+   * Restores a state from `getState()` (the tensors are copied; the caller keeps ownership). Every
+   * entry is checked first ({@link AdamW.validateState}), so a failed load changes nothing: a
+   * parameter unknown here, a missing moment, a wrong shape, a bad step count or a non-finite (or
+   * negative second) moment is a `MieSerializationError` naming it.
+   */
+  setState(state: OptimizerState): void {
+    const problems = this.validateState(state);
+    if (problems.length) {
+      const shown = problems.length > 10 ? [...problems.slice(0, 10), `${problems.length - 10} more problems`] : problems;
+      throw new MieSerializationError(`${NAME}.setState: ${shown.join('; ')}.`);
+    }
     this.#disposeSlots();
-    for (const [name, step] of Object.entries(steps)) {
+    for (const [name, step] of Object.entries(state.json.steps)) {
       this.#slots.set(name, {
         expAvg: tf.tidy(() => tf.cast(tf.clone(state.tensors[`expAvg.${name}`]), 'float32')),
         expAvgSq: tf.tidy(() => tf.cast(tf.clone(state.tensors[`expAvgSq.${name}`]), 'float32')),
         step,
       });
     }
-    this.#lr = lr;
+    this.#lr = state.json.lr;
   }
 
   #disposeSlots(): void {

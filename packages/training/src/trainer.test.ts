@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BaseModel, MieConfigError, setBackend, setSeed, tf } from '@mie/core';
+import { BaseModel, MieConfigError, MieSerializationError, setBackend, setSeed, tf, type FileSystem } from '@mie/core';
 import { MultiLayerPerceptron } from '@mie/layers';
 import { AdamW } from './adamw';
 import { crossEntropyLoss } from './cross-entropy-loss';
@@ -10,7 +11,7 @@ import { MieTrainingError } from './errors';
 import { cosineSchedule } from './learning-rate-schedules';
 import { seededUniform } from './random-order';
 import { Trainer, type TrainerOptions } from './trainer';
-import { TRAINING_CHECKPOINT_FILE } from './training-checkpoint';
+import { TRAINING_CHECKPOINT_FILE, hasTrainingCheckpoint } from './training-checkpoint';
 
 interface Batch {
   x: tf.Tensor2D;
@@ -111,7 +112,7 @@ describe('Trainer resume', () => {
     await trainer(resumedModel, { data: asFunction, maxSteps: 8, checkpointDir: dir }).fit({ resume: true });
     expect(weights(resumedModel)).toEqual(weights(straightModel));
 
-    await expect(trainer(makeModel(4), { maxSteps: 2, seed: 1, checkpointDir: dir }).fit({ resume: true })).rejects.toThrow(/seed 0, this Trainer has seed 1/);
+    await expect(trainer(makeModel(4), { maxSteps: 2, seed: 1, checkpointDir: dir }).fit({ resume: true })).rejects.toThrow(/trained with seed 0, this run has seed 1/);
     await expect(trainer(makeModel(4), { maxSteps: 2, checkpointDir: path.join(dir, 'none') }).fit({ resume: true })).rejects.toThrow(MieTrainingError);
     await expect(trainer(makeModel(4), { maxSteps: 2 }).fit({ resume: true })).rejects.toThrow(/checkpointDir/);
   });
@@ -224,6 +225,100 @@ describe('Trainer', () => {
     expect(() => trainer(model, { maxSteps: 1, saveEvery: 2 })).toThrow(/checkpointDir/);
     expect(() => trainer(model, { maxSteps: 1, data: [] as never })).toThrow(MieConfigError);
     expect(() => trainer(model, { maxSteps: 1, stepz: 1 } as never)).toThrow(/unknown option "stepz"/);
+    model.dispose();
+  });
+});
+
+/** A system error as Node makes them (`code`, `syscall`). */
+function systemError(code: string, syscall: string): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(`${code}: ${code === 'ENOSPC' ? 'no space left on device' : 'failure'}, ${syscall}`);
+  error.code = code;
+  error.syscall = syscall;
+  return error;
+}
+
+/** Node's file system, except that every write to a data file (not the lock) whose path `fails(path)` is a full disk. */
+function fullDisk(fails: (file: string) => boolean, injected: NodeJS.ErrnoException[]): FileSystem {
+  return {
+    ...fsp,
+    open: (async (file: string, flags?: string | number, mode?: number) => {
+      const handle = await fsp.open(file, flags, mode);
+      if (!path.basename(String(file)).startsWith('.mie-tmp-') || !fails(String(file))) return handle;
+      return new Proxy(handle, {
+        get(target, property) {
+          if (property === 'write') {
+            return async () => {
+              const error = systemError('ENOSPC', 'write');
+              injected.push(error);
+              throw error;
+            };
+          }
+          const value = Reflect.get(target, property, target) as unknown;
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    }) as FileSystem['open'],
+  };
+}
+
+describe('Trainer checkpoint write failures', () => {
+  it('a full disk while saving dir/last is a MieSerializationError naming the Trainer, the directory and the cause; the earlier checkpoint stays', async () => {
+    const model = makeModel(1);
+    const injected: NodeJS.ErrnoException[] = [];
+    let failing = false;
+    const run = trainer(model, {
+      maxSteps: 6,
+      saveEvery: 2,
+      checkpointDir: dir,
+      fileSystem: fullDisk(() => failing, injected),
+      onStep: ({ step }) => {
+        failing = step >= 3;
+      },
+    });
+    const error = await run.fit().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(MieSerializationError);
+    const last = path.join(dir, 'last');
+    expect((error as Error).message).toBe(`Trainer: could not write the training checkpoint of step 4 to ${last}: ENOSPC: no space left on device, write`);
+    expect((error as Error).cause).toBe(injected[0]);
+    // The step-2 checkpoint is whole, and no temporary file is left beside it.
+    expect(fs.readdirSync(last).filter((name) => name.startsWith('.mie-tmp-'))).toEqual([]);
+    const resumed = await trainer(makeModel(9), { maxSteps: 2, checkpointDir: dir }).fit({ resume: true });
+    expect(resumed.step).toBe(2);
+    model.dispose();
+  });
+
+  it('a full disk while saving dir/best is a MieSerializationError naming the best directory', async () => {
+    const model = makeModel(1);
+    const injected: NodeJS.ErrnoException[] = [];
+    const best = path.join(dir, 'best');
+    const run = trainer(model, { maxSteps: 4, evalEvery: 2, evaluate: () => 1, checkpointDir: dir, fileSystem: fullDisk((file) => file.startsWith(best + path.sep), injected) });
+    const error = (await run.fit().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(MieSerializationError);
+    expect(error.message).toBe(`Trainer: could not write the best checkpoint of step 2 to ${best}: ENOSPC: no space left on device, write`);
+    expect(error.cause).toBe(injected[0]);
+    model.dispose();
+  });
+
+  it('a checkpoint directory under a regular file fails at the first save, naming it', async () => {
+    const model = makeModel(1);
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, 'not a directory');
+    const error = (await trainer(model, { maxSteps: 2, checkpointDir: path.join(file, 'x') }).fit().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(MieSerializationError);
+    expect(error.message).toMatch(new RegExp(`^Trainer: could not write the training checkpoint of step 2 to ${path.join(file, 'x', 'last').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ENOTDIR`));
+    expect((error.cause as NodeJS.ErrnoException).code).toBe('ENOTDIR');
+    expect(await hasTrainingCheckpoint(path.join(file, 'x', 'last'))).toBe(false);
+    model.dispose();
+  });
+
+  it('refuses a non-finite metric (a checkpoint could not hold it)', async () => {
+    const model = makeModel(1);
+    await expect(trainer(model, { maxSteps: 2, evalEvery: 1, evaluate: () => Infinity }).fit()).rejects.toThrow(
+      'Trainer: evaluate returned Infinity at step 1; it must return a finite number.',
+    );
     model.dispose();
   });
 });

@@ -5,13 +5,16 @@ import {
   MieConfigError,
   WEIGHTS_FILE,
   checkOneOf,
+  MieSerializationError,
   checkOptions,
   checkPositiveInteger,
+  describeValue,
   errorMessage,
   setSeed,
   tf,
   writeFilesAtomically,
   writeSafetensors,
+  type FileSystem,
   type Module,
 } from '@mie/core';
 import { AdamW } from './adamw';
@@ -23,10 +26,12 @@ import { valueAndGradients, type NamedGradients } from './gradients';
 import { constantSchedule, type LearningRateSchedule } from './learning-rate-schedules';
 import { createProgressReporter, type ProgressMode, type ProgressReporter } from './progress';
 import { mixSeeds } from './random-order';
+import { causeMessage } from './read-regular-file';
 import {
+  TRAINING_CHECKPOINT_FILE,
   hasTrainingCheckpoint,
-  readTrainingCheckpoint,
-  writeTrainingCheckpoint,
+  readTrainingCheckpointFrom,
+  writeTrainingCheckpointFrom,
   type EvaluationRecord,
   type StepRecord,
   type TrainerState,
@@ -93,6 +98,11 @@ export interface TrainerOptions<M extends Module, B> {
   onStep?: (record: StepRecord) => void;
   /** Whether to dispose the tensors of each batch after its step (the Trainer owns batches). Default `true`. */
   disposeBatches?: boolean;
+  /**
+   * The file system checkpoints are written through (`writeFilesAtomically`'s `FileSystem`: tests
+   * inject a full disk with it). Default `node:fs/promises`.
+   */
+  fileSystem?: FileSystem;
 }
 
 /** Options of {@link Trainer.fit}. */
@@ -122,6 +132,7 @@ export interface FitResult {
 const OPTIONS = [
   'model', 'loss', 'data', 'optimizer', 'schedule', 'maxSteps', 'maxEpochs', 'maxMinutes', 'accumulationSteps', 'clipGradNorm', 'seed',
   'evaluate', 'evalEvery', 'metricMode', 'checkpointDir', 'saveEvery', 'logEvery', 'progress', 'log', 'countTokens', 'onStep', 'disposeBatches',
+  'fileSystem',
 ] as const;
 const NAME = 'Trainer';
 
@@ -386,8 +397,9 @@ export class Trainer<M extends Module, B> {
     } finally {
       for (const [module, training] of modes) module.training = training;
     }
-    if (typeof metric !== 'number' || Number.isNaN(metric)) {
-      throw new MieTrainingError(`${NAME}: evaluate returned ${String(metric)} at step ${this.#state.step}; it must return a number.`);
+    // Finite: JSON (the resumable checkpoint) has no NaN or infinity.
+    if (typeof metric !== 'number' || !Number.isFinite(metric)) {
+      throw new MieTrainingError(`${NAME}: evaluate returned ${describeValue(metric)} at step ${this.#state.step}; it must return a finite number.`);
     }
     const state = this.#state;
     state.evaluations.push({ step: state.step, metric });
@@ -411,24 +423,37 @@ export class Trainer<M extends Module, B> {
       files.push([WEIGHTS_FILE, writeSafetensors(model.stateDict(), { format: 'mie' })]);
     }
     files.push([BEST_METRIC_FILE, info]);
-    await writeFilesAtomically(this.bestCheckpointDir!, files);
+    const dir = this.bestCheckpointDir!;
+    try {
+      await writeFilesAtomically(dir, files, this.#options.fileSystem);
+    } catch (error) {
+      const wrapped = new MieSerializationError(`${NAME}: could not write the best checkpoint of step ${this.#state.step} to ${dir}: ${causeMessage(error)}`);
+      throw Object.defineProperty(wrapped, 'cause', { value: error, writable: true, configurable: true, enumerable: false });
+    }
   }
 
   async #saveLast(): Promise<void> {
-    await writeTrainingCheckpoint(this.lastCheckpointDir!, this.#options.model, this.optimizer, this.#state);
+    await writeTrainingCheckpointFrom(NAME, this.lastCheckpointDir!, this.#options.model, this.optimizer, this.#state, this.#options.fileSystem);
   }
 
+  /**
+   * Loads `dir/last` into the model and optimizer, after checking all of it (see
+   * `readTrainingCheckpoint`): a refused file leaves the model, the optimizer and this Trainer as
+   * they were.
+   */
   async #resume(): Promise<void> {
     const dir = this.lastCheckpointDir;
     if (dir === undefined) throw new MieConfigError(`${NAME}.fit: resume needs the option "checkpointDir".`);
-    if (!(await hasTrainingCheckpoint(dir))) {
-      throw new MieTrainingError(`${NAME}.fit: cannot resume: there is no checkpoint in ${dir}.`);
-    }
     if (this.#state.step > 0) throw new MieTrainingError(`${NAME}.fit: cannot resume a Trainer that has already trained (step ${this.#state.step}).`);
-    const saved = await readTrainingCheckpoint(dir, this.#options.model, this.optimizer);
-    if (saved.seed !== this.#state.seed) {
-      throw new MieTrainingError(`${NAME}.fit: the checkpoint in ${dir} was trained with seed ${saved.seed}, this Trainer has seed ${this.#state.seed}; resuming would not reproduce the run.`);
+    if (!(await hasTrainingCheckpoint(dir))) {
+      throw new MieTrainingError(`${NAME}.fit: cannot resume: there is no checkpoint in ${dir} (${TRAINING_CHECKPOINT_FILE} is missing).`);
     }
+    const { seed, metricMode, evaluate } = this.#options;
+    const saved = await readTrainingCheckpointFrom(`${NAME}.fit`, dir, this.#options.model, this.optimizer, {
+      seed,
+      // Without evaluate the mode is unused, and the file's evaluations may be of either.
+      metricMode: evaluate === undefined ? undefined : metricMode,
+    });
     this.#closeIterator();
     this.#state = saved;
   }
