@@ -2,99 +2,186 @@
 /**
  * The `mie` command line.
  *
- *   mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume]
- *   mie train iris [--out DIR] [--seed N]
+ *   mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume | --force]
+ *   mie train iris [--out DIR] [--seed N] [--resume | --force]
  *   mie eval g2p --model DIR [--json] [--beams N]
  *   mie pronounce --model DIR [--beams N] WORD...
  *   mie inspect --model DIR
+ *
+ * Every failure a user can cause (a bad argument, a path that cannot be used, a file that is not
+ * what it should be) is one line `mie: ...` on stderr and a non-zero exit code: 2 for a usage
+ * error, 1 for the rest. Only an unexpected error (a bug) prints its stack.
  */
 import { parseArgs } from 'node:util';
-import { MieError } from '@mie/core';
+import { MieConfigError, MieError } from '@mie/core';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
-import { trainG2P } from './train-g2p';
+import { MAX_MINUTES, trainG2P } from './train-g2p';
 
 const USAGE = `usage:
-  mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume]   train a pronunciation model (default 10 minutes, out runs/g2p)
-  mie train iris [--out DIR] [--seed N]                           train the Iris flower classifier
-  mie eval g2p --model DIR [--json] [--beams N]                   test WER/PER of a saved model
-  mie pronounce --model DIR [--beams N] WORD...                   pronounce words
-  mie inspect --model DIR                                         config, parameters per module, device`;
+  mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume | --force]   train a pronunciation model (default 10 minutes, out runs/g2p)
+  mie train iris [--out DIR] [--seed N] [--resume | --force]                train the Iris flower classifier (out runs/iris)
+  mie eval g2p --model DIR [--json] [--beams N]                             test WER/PER of a saved model (N: 1 to 64 beams)
+  mie pronounce --model DIR [--beams N] WORD...                             pronounce words
+  mie inspect --model DIR                                                   config, parameters per module, device
 
-class UsageError extends Error {}
+An --out DIR that already holds a run is refused: --resume continues it, --force deletes the
+files a run writes there (never others) and starts over.`;
 
-function number(value: string | undefined, name: string, fallback: number): number {
+/**
+ * Most beams `--beams` takes. Beam search keeps `beams x batch` sequences with their caches: far
+ * beyond this it only costs memory (and `generate` with a million beams overflowed the stack or
+ * ran for minutes before failing), while G2P accuracy stops improving after about 5.
+ */
+export const MAX_BEAMS = 64;
+
+/** A command line that does not parse or does not fit its command (exit code 2). */
+export class MieUsageError extends MieConfigError {}
+
+/** The options each command accepts (`--help` goes with all). */
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  'train g2p': ['minutes', 'out', 'seed', 'resume', 'force'],
+  'train iris': ['out', 'seed', 'resume', 'force'],
+  'eval g2p': ['model', 'json', 'beams'],
+  pronounce: ['model', 'beams'],
+  inspect: ['model'],
+};
+
+/** A number in (0, max]; `--minutes` may be fractional. */
+function positiveNumber(value: string | undefined, name: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new UsageError(`--${name} must be a positive number, got "${value}"`);
+  const parsed = /^\s*[0-9.eE+-]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(parsed) || parsed <= 0 || parsed > max) throw new MieUsageError(`--${name} must be a number in (0, ${max}], got ${JSON.stringify(value.slice(0, 40))}`);
   return parsed;
 }
 
-/** Runs the command line `argv` (without node and the script); resolves to the exit code. */
+/** A whole number in [min, max], in decimal (`1000000` or `1e6`; not `0x10`, not empty). */
+function integer(value: string | undefined, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  const parsed = /^[0-9]{1,16}(\.[0-9]{1,16})?([eE]\+?[0-9]{1,3})?$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
+    throw new MieUsageError(`--${name} must be an integer ${range}, got ${JSON.stringify(value.slice(0, 40))}`);
+  }
+  return parsed;
+}
+
+/** Options whose value may be a negative number (`--minutes -1`), which parseArgs would take for an option. */
+const NUMERIC_OPTIONS = new Set(['--minutes', '--seed', '--beams']);
+
+function parse(argv: string[]) {
+  // `--minutes -1` -> `--minutes=-1`, so that the value is checked (and refused) as a number.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (NUMERIC_OPTIONS.has(argv[i]) && /^-[0-9.]/.test(argv[i + 1] ?? '')) args.push(`${argv[i]}=${argv[++i]}`);
+    else args.push(argv[i]);
+  }
+  try {
+    return parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        minutes: { type: 'string' },
+        out: { type: 'string' },
+        seed: { type: 'string' },
+        resume: { type: 'boolean' },
+        force: { type: 'boolean' },
+        model: { type: 'string' },
+        json: { type: 'boolean' },
+        beams: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    // Node's ERR_PARSE_ARGS_* errors: an unknown option, a missing value.
+    const message: unknown = typeof error === 'object' && error !== null ? Object.getOwnPropertyDescriptor(error, 'message')?.value : undefined;
+    throw new MieUsageError(typeof message === 'string' ? message : 'the arguments do not parse');
+  }
+}
+
+/** Runs the command line `argv` (without node and the script); resolves to the exit code, throws on failure. */
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      minutes: { type: 'string' },
-      out: { type: 'string' },
-      seed: { type: 'string' },
-      resume: { type: 'boolean' },
-      model: { type: 'string' },
-      json: { type: 'boolean' },
-      beams: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parse(argv);
   const [command, target, ...rest] = positionals;
   if (values.help || !command) {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  const seed = values.seed === undefined ? 1 : Number(values.seed);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
+  const name = command === 'train' || command === 'eval' ? `${command} ${target ?? ''}`.trim() : command;
+  const allowed = COMMAND_OPTIONS[name];
+  if (allowed === undefined) throw new MieUsageError(`unknown command "${positionals.join(' ').slice(0, 80)}"`);
+  for (const [option, value] of Object.entries(values)) {
+    if (value !== undefined && option !== 'help' && !allowed.includes(option)) throw new MieUsageError(`mie ${name} takes no --${option}`);
+  }
+  const extra = name === 'pronounce' ? [] : name === 'inspect' ? [target, ...rest].filter((p) => p !== undefined) : rest;
+  if (extra.length) throw new MieUsageError(`mie ${name} takes no argument ${JSON.stringify(extra[0].slice(0, 40))}`);
+  const seed = integer(values.seed, 'seed', 1, 0);
   const needModel = () => {
-    if (!values.model) throw new UsageError(`${command} needs --model DIR`);
+    if (!values.model) throw new MieUsageError(`${command} needs --model DIR`);
     return values.model;
   };
-  if (command === 'train' && target === 'g2p') {
-    const metrics = await trainG2P({ minutes: number(values.minutes, 'minutes', 10), out: values.out ?? 'runs/g2p', seed, resume: values.resume ?? false });
+  const resume = values.resume ?? false;
+  const force = values.force ?? false;
+  if (resume && force) throw new MieUsageError('--resume and --force cannot be combined');
+  if (name === 'train g2p') {
+    const metrics = await trainG2P({ minutes: positiveNumber(values.minutes, 'minutes', 10, MAX_MINUTES), out: values.out ?? 'runs/g2p', seed, resume, force });
     return Number.isFinite(metrics.test.greedy.wer) ? 0 : 1;
   }
-  if (command === 'train' && target === 'iris') {
-    await trainIris({ out: values.out ?? 'runs/iris', seed });
+  if (name === 'train iris') {
+    await trainIris({ out: values.out ?? 'runs/iris', seed, resume, force });
     return 0;
   }
-  if (command === 'eval' && target === 'g2p') {
-    await evalG2P(needModel(), { json: values.json ?? false, numBeams: number(values.beams, 'beams', 1) });
+  const numBeams = integer(values.beams, 'beams', 1, 1, MAX_BEAMS);
+  if (name === 'eval g2p') {
+    await evalG2P(needModel(), { json: values.json ?? false, numBeams });
     return 0;
   }
-  if (command === 'pronounce') {
-    await pronounce(needModel(), [target, ...rest].filter((w): w is string => w !== undefined), { numBeams: number(values.beams, 'beams', 1) });
+  if (name === 'pronounce') {
+    const words = [target, ...rest].filter((w): w is string => w !== undefined);
+    await pronounce(needModel(), words, { numBeams });
     return 0;
   }
-  if (command === 'inspect') {
-    await inspect(needModel());
-    return 0;
+  await inspect(needModel());
+  return 0;
+}
+
+/** Where {@link run} writes. */
+export interface ConsoleLike {
+  error: (text: string) => void;
+}
+
+/**
+ * Runs the command line and turns every failure into an exit code: a usage error prints one line
+ * `mie: ...` (and a pointer to `--help`) and gives 2; any other MIE error prints `mie: <message>`
+ * and gives 1; anything else is a bug and prints its stack (exit code 1).
+ */
+export async function run(argv: string[], io: ConsoleLike = console): Promise<number> {
+  try {
+    return await main(argv);
+  } catch (error) {
+    if (error instanceof MieUsageError) {
+      io.error(`${oneLine(error.message)} (mie --help shows the usage)`);
+      return 2;
+    }
+    if (error instanceof MieError) {
+      io.error(oneLine(error.message));
+      return 1;
+    }
+    io.error(String((error as Error)?.stack ?? error));
+    return 1;
   }
-  throw new UsageError(`unknown command "${positionals.join(' ')}"`);
+}
+
+/**
+ * `mie: <message>` on one line (a file name or a nested message may hold line breaks); a message
+ * that names its command (`mie train g2p: ...`) keeps the name without repeating "mie".
+ */
+function oneLine(message: string): string {
+  const flat = message.replace(/\s*[\r\n]+\s*/g, ' ');
+  return `mie: ${flat.replace(/^mie:? /, '')}`;
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (error: unknown) => {
-      if (error instanceof UsageError || (error as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {
-        console.error(`mie: ${(error as Error).message}\n${USAGE}`);
-        process.exitCode = 2;
-      } else if (error instanceof MieError) {
-        console.error(`mie: ${error.message}`);
-        process.exitCode = 1;
-      } else {
-        console.error(error);
-        process.exitCode = 1;
-      }
-    },
-  );
+  run(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { BaseModel, MieConfigError, setBackend, tf } from '@mie/core';
+import { MieTrainingError } from '@mie/training';
 import { PNG } from 'pngjs';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
 import { G2PModel } from './g2p-model';
@@ -9,6 +11,7 @@ import { main } from './bin';
 import { architectureFor, effectiveMinutes, trainG2P } from './train-g2p';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mie-cli-'));
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 beforeAll(async () => {
@@ -81,7 +84,70 @@ describe('mie train g2p on a small slice, end to end', () => {
     expect(tf.memory().numTensors).toBe(before);
   }, 240_000);
 
+  it('refuses to start a new run over the one in DIR, touching nothing', async () => {
+    const files = ['train/g2p-config.json', 'train/last/checkpoint.safetensors', 'metrics.json', 'model/model.safetensors'];
+    const before = files.map((file) => fs.readFileSync(path.join(out, file)));
+    const refusal = new RegExp(`^mie train g2p: ${escape(out)} already holds a run \\(attention-.*, loss-curve\\.png, metrics\\.json, model, train\\); pass --resume to continue it or --force to start over\\.$`);
+    await expect(trainG2P({ minutes: 5, out, seed: 3, maxTrainWords: 50, progress: 'none', log: () => {} })).rejects.toThrow(refusal);
+    await expect(main(['train', 'g2p', '--out', out, '--minutes', '30'])).rejects.toThrow(MieConfigError);
+    expect(files.map((file) => fs.readFileSync(path.join(out, file)))).toEqual(before);
+    // Every file was written atomically: no temporary file is left.
+    expect(fs.readdirSync(out).filter((name) => name.startsWith('.mie-tmp-'))).toEqual([]);
+  });
+
+  it('refuses to resume from a g2p-config.json that is not one, naming it', async () => {
+    const copy = path.join(root, 'hostile-config');
+    fs.cpSync(path.join(out, 'train'), path.join(copy, 'train'), { recursive: true });
+    const file = path.join(copy, 'train', 'g2p-config.json');
+    const good = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const resume = () => trainG2P({ minutes: 0.05, out: copy, seed: 3, resume: true, maxTrainWords: 50, numBeams: 0, progress: 'none', log: () => {} });
+    const cases: Array<[string, RegExp]> = [
+      ['null', /must hold a JSON object \{ graphemes, phonemes, transformer \}\.$/],
+      ['{"graphemes": [', /is not valid JSON/],
+      ['{"constructor":{"name":{"toString":1}}}', /does not describe a G2P model: G2PModel: unknown option "constructor"/],
+      [JSON.stringify({ ...good, transformer: { ...good.transformer, dModel: 1e12 } }), /has config\.transformer\.dModel = 1000000000000, larger than any size the \d+-byte checkpoint can describe/],
+      [JSON.stringify({ ...good, graphemes: [{ toString: 1 }] }), /does not describe a G2P model: Vocabulary: option "tokens" must be an array of non-empty strings\. Received: \[an object\]/],
+    ];
+    for (const [text, message] of cases) {
+      fs.writeFileSync(file, text);
+      const before = tf.memory().numTensors;
+      const error = (await resume().catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(MieConfigError);
+      expect(error.message).toMatch(new RegExp(`^mie train g2p: cannot resume: ${escape(file)} `));
+      expect(error.message).toMatch(message);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    fs.rmSync(file);
+    execFileSync('mkfifo', [file]);
+    await expect(resume()).rejects.toThrow(`mie train g2p: cannot resume: ${file} must be a regular file; it is a FIFO (named pipe).`);
+    // A sound config of another architecture than the checkpoint: the trainer refuses it, naming the checkpoint.
+    fs.rmSync(file);
+    fs.writeFileSync(file, JSON.stringify({ ...good, transformer: { ...good.transformer, dFf: good.transformer.dFf * 2 } }));
+    const before = tf.memory().numTensors;
+    const error = (await resume().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(MieTrainingError);
+    expect(error.message).toMatch(new RegExp(`^Trainer\\.fit: cannot resume from ${escape(path.join(copy, 'train', 'last', 'checkpoint.safetensors'))}: its weights are not this model's`));
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
+
+  it('--force starts over: removes the old run\'s files, keeps the user\'s, and trains', async () => {
+    const copy = path.join(root, 'forced');
+    fs.cpSync(out, copy, { recursive: true });
+    fs.writeFileSync(path.join(copy, 'notes.txt'), 'mine');
+    fs.writeFileSync(path.join(copy, 'attention-old_word.png'), 'stale');
+    const fresh = await trainG2P({
+      minutes: 0.02, out: copy, seed: 4, force: true, maxTrainWords: 50, devWords: 5, testWords: 5, numBeams: 0, progress: 'none', log: () => {},
+      transformer: { dModel: 16, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 32 },
+    });
+    expect(JSON.parse(fs.readFileSync(path.join(copy, 'train', 'g2p-config.json'), 'utf8')).transformer.dModel).toBe(16);
+    expect(JSON.parse(fs.readFileSync(path.join(copy, 'metrics.json'), 'utf8')).training.steps).toBe(fresh.training.steps);
+    expect(fs.readFileSync(path.join(copy, 'notes.txt'), 'utf8')).toBe('mine');
+    expect(fs.existsSync(path.join(copy, 'attention-old_word.png'))).toBe(false);
+    expect(fs.readdirSync(copy).filter((name) => name.startsWith('attention-'))).toHaveLength(3);
+  }, 120_000);
+
   it('resumes from the trainer checkpoint', async () => {
+    const configBefore = fs.readFileSync(path.join(out, 'train', 'g2p-config.json'));
     const resumed: string[] = [];
     const again = await trainG2P({
       minutes: 0.05, out, seed: 3, resume: true, maxTrainWords: 400, devWords: 20, testWords: 20, numBeams: 0, progress: 'lines',
@@ -91,12 +157,14 @@ describe('mie train g2p on a small slice, end to end', () => {
     expect(again.training.steps).toBeGreaterThanOrEqual(metrics.training.steps);
     expect(again.config.transformer).toEqual(metrics.config.transformer);
     expect(again.parameters).toBe(metrics.parameters);
+    // Another --minutes does not rewrite the architecture: the run stays resumable.
+    expect(fs.readFileSync(path.join(out, 'train', 'g2p-config.json'))).toEqual(configBefore);
   }, 240_000);
 
   it('refuses to resume without the run it would continue, naming the file', async () => {
     const empty = path.join(root, 'nothing-to-resume');
     await expect(trainG2P({ minutes: 0.05, out: empty, seed: 3, resume: true, maxTrainWords: 50, progress: 'none', log: () => {} })).rejects.toThrow(
-      new RegExp(`cannot resume: ${path.join(empty, 'train', 'g2p-config.json').replace(/[/.]/g, '\\$&')} is missing`),
+      new RegExp(`cannot resume: ${escape(path.join(empty, 'train', 'g2p-config.json'))} is missing or unreadable \\(ENOENT.*\\); ${escape(empty)} holds no run to continue\\.$`),
     );
   });
 });
@@ -108,6 +176,19 @@ describe('mie command line', () => {
     expect(accuracy).toBeGreaterThanOrEqual(0.9);
     expect(logs[0]).toMatch(/^iris: \d+\/30 held-out flowers right/);
     expect(fs.existsSync(path.join(root, 'iris', 'model.safetensors'))).toBe(true);
+
+    // The same directory again: refused; --resume continues the finished run (same model); --force starts over.
+    const iris = path.join(root, 'iris');
+    fs.writeFileSync(path.join(iris, 'notes.txt'), 'mine');
+    await expect(trainIris({ out: iris, seed: 1, log: () => {} })).rejects.toThrow(
+      `mie train iris: ${iris} already holds a run (config.json, model.safetensors, train); pass --resume to continue it or --force to start over.`,
+    );
+    const resumed = await trainIris({ out: iris, seed: 1, resume: true, log: () => {} });
+    expect(resumed.accuracy).toBe(accuracy);
+    await expect(trainIris({ out: iris, seed: 2, resume: true, log: () => {} })).rejects.toThrow(MieTrainingError);
+    const forced = await trainIris({ out: iris, seed: 1, force: true, log: () => {} });
+    expect(forced.accuracy).toBe(accuracy);
+    expect(fs.readFileSync(path.join(iris, 'notes.txt'), 'utf8')).toBe('mine');
   }, 120_000);
 
   it('prints usage and exits 2 without a command, and rejects bad arguments', async () => {
@@ -117,7 +198,7 @@ describe('mie command line', () => {
     log.mockRestore();
     await expect(main(['frobnicate'])).rejects.toThrow(/unknown command "frobnicate"/);
     await expect(main(['pronounce', 'word'])).rejects.toThrow(/pronounce needs --model DIR/);
-    await expect(main(['train', 'g2p', '--minutes', 'soon'])).rejects.toThrow(/--minutes must be a positive number/);
+    await expect(main(['train', 'g2p', '--minutes', 'soon'])).rejects.toThrow(/--minutes must be a number in \(0, 100000\]/);
   });
 });
 

@@ -9,11 +9,14 @@
  *   DIR/loss-curve.png      training loss and dev WER against steps
  *   DIR/attention-WORD.png  cross-attention of a few test words (letters against phonemes)
  *
- * The test split is used only after training, for the final report.
+ * The test split is used only after training, for the final report. Every file is written
+ * atomically (`writeFilesAtomically`): a crash leaves the previous version or the new one. A
+ * directory that already holds a run is refused unless `resume` or `force` is given (see
+ * run-directory.ts).
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, MieConfigError, getDevice, ready, setSeed, tf, type DeviceInfo } from '@mie/core';
+import { BaseModel, MieConfigError, MieSerializationError, checkOptions, getDevice, ready, setSeed, tf, writeFilesAtomically, type DeviceInfo } from '@mie/core';
 import { renderLineChart } from '@mie/positional';
 import {
   AdamW,
@@ -29,6 +32,8 @@ import { renderAttentionHeatmap } from '@mie/transformer';
 import { loadG2PSplits, type G2PEntry } from './g2p-data';
 import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from './g2p-model';
 import { g2pErrorRates } from './metrics';
+import { readSmallFile } from './model-directory';
+import { G2P_RUN, messageOf, prepareRunDirectory, withCause } from './run-directory';
 
 /** Options of {@link trainG2P}. */
 export interface TrainG2POptions {
@@ -37,8 +42,14 @@ export interface TrainG2POptions {
   /** Output directory. */
   out: string;
   seed: number;
-  /** Continue from `out/train/last`. */
+  /** Continue the run in `out` (from `out/train/last`, with the architecture in `out/train/g2p-config.json`). */
   resume?: boolean;
+  /**
+   * Start over in an `out` that holds a run: remove the files a run writes there (`train/`,
+   * `model/`, `metrics.json`, `loss-curve.png`, `attention-*.png`), never others. Without
+   * `resume` or `force`, an `out` holding a run is a `MieConfigError`.
+   */
+  force?: boolean;
   /** Where progress lines go. Default console.log. */
   log?: (line: string) => void;
   /** Use only this many training words (tests, smoke runs). */
@@ -127,142 +138,225 @@ export async function evaluateG2P(model: G2PModel, entries: G2PEntry[], numBeams
 
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-/** Trains, evaluates and writes the artefacts; resolves to the metrics. */
-export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
-  const log = options.log ?? ((line: string) => console.log(line));
-  const device = await ready();
-  setSeed(options.seed);
-  const splits = loadG2PSplits();
-  const trainEntries = options.maxTrainWords ? splits.train.slice(0, options.maxTrainWords) : splits.train;
-  const devEntries = splits.dev.slice(0, options.devWords ?? 1000);
-  const testEntries = options.testWords ? splits.test.slice(0, options.testWords) : splits.test;
-  const effective = effectiveMinutes(options.minutes, device);
-  const chosen: G2PModelConfig = {
-    graphemes: "abcdefghijklmnopqrstuvwxyz'".split(''),
-    phonemes: [...new Set(splits.train.flatMap((e) => e.pronunciations.flat()))].sort(),
-    transformer: { ...architectureFor(effective), ...options.transformer },
-  };
-  // A resumed run keeps the architecture it started with, whatever the device is now.
-  const trainDir = path.join(options.out, 'train');
-  const configFile = path.join(trainDir, 'g2p-config.json');
-  let config = chosen;
-  if (options.resume) {
-    try {
-      config = JSON.parse(await fs.readFile(configFile, 'utf8')) as G2PModelConfig;
-    } catch (error) {
-      throw new MieConfigError(`mie train g2p: cannot resume: ${configFile} is missing or unreadable (${(error as Error).message}).`);
-    }
-  } else {
-    await fs.mkdir(trainDir, { recursive: true });
-    await fs.writeFile(configFile, JSON.stringify(chosen, null, 2) + '\n');
-  }
-  const model = new G2PModel(config);
-  log(`device: ${device.backend} (${device.package}${device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : ''})`);
-  log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
-  log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.transformer)}`);
+const NAME = 'mie train g2p';
+const OPTIONS = [
+  'minutes', 'out', 'seed', 'resume', 'force', 'log', 'maxTrainWords', 'devWords', 'testWords', 'numBeams', 'transformer', 'logEvery', 'progress',
+] as const;
+/** The longest budget accepted, in minutes (10 weeks): beyond it step counts stop being meaningful. */
+export const MAX_MINUTES = 100_000;
+/** `train/g2p-config.json` is a few hundred bytes; anything above this is not one. */
+const MAX_CONFIG_BYTES = 1 << 20;
 
-  // Every (word, pronunciation) pair is a training example.
-  const pairs = trainEntries.flatMap((e) => e.pronunciations.map((p) => ({ src: model.encodeWord(e.word), tgt: model.encodePronunciation(p) })));
-  const data = new ShuffledBatches<Batch>({
-    size: pairs.length,
-    lengths: pairs.map((p) => Math.max(p.src.length, p.tgt.length + 1)),
-    maxTokens: 1400,
-    seed: options.seed,
-    makeBatch: (indices) => {
-      const src = padBatch(indices.map((i) => pairs[i].src), PAD);
-      const tgtIn = padBatch(indices.map((i) => [BOS, ...pairs[i].tgt]), PAD);
-      const tgtOut = padBatch(indices.map((i) => [...pairs[i].tgt, EOS]), PAD);
-      src.mask.dispose();
-      tgtIn.mask.dispose();
-      tgtOut.mask.dispose();
-      const tokens = indices.reduce((n, i) => n + pairs[i].tgt.length + 1, 0);
-      return { src: src.ids, tgtIn: tgtIn.ids, tgtOut: tgtOut.ids, tokens };
-    },
-  });
-  const optimizer = new AdamW(model, { lr: 1e-3, betas: [0.9, 0.98], weightDecay: 0.01, noDecay: noDecayForBiasesAndNorms });
-  // About three evaluations of the dev words per run, whatever the device's speed.
-  const evalEvery = Math.max(50, Math.round(effective * 60));
-  const trainer = new Trainer<G2PModel, Batch>({
-    model,
-    data,
-    optimizer,
-    schedule: scaledInverseSquareRootSchedule({ peakLr: 2e-3, warmupSteps: 200 }),
-    loss: (m, batch) => crossEntropyLoss(m.forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: PAD, labelSmoothing: 0.1 }),
-    maxMinutes: options.minutes,
-    clipGradNorm: 1,
-    seed: options.seed,
-    evaluate: async (m) => (await evaluateG2P(m, devEntries)).wer,
-    evalEvery,
-    metricMode: 'min',
-    checkpointDir: trainDir,
-    saveEvery: evalEvery,
-    logEvery: options.logEvery ?? 50,
-    progress: options.progress ?? 'auto',
-    log,
-    countTokens: (batch) => batch.tokens,
-  });
-  let result: FitResult;
-  try {
-    result = await trainer.fit({ resume: options.resume ?? false });
-  } finally {
-    optimizer.dispose();
+function checkTrainOptions(options: TrainG2POptions): void {
+  checkOptions(NAME, options, OPTIONS);
+  const { minutes, out, seed } = options;
+  if (typeof minutes !== 'number' || !Number.isFinite(minutes) || minutes <= 0 || minutes > MAX_MINUTES) {
+    throw new MieConfigError(`${NAME}: --minutes must be a number in (0, ${MAX_MINUTES}]. Received: ${typeof minutes === 'number' ? minutes : typeof minutes}.`);
   }
-  // The final weights may beat the last evaluation: evaluate them too, then keep the best.
-  const finalDev = (await evaluateG2P(model, devEntries)).wer;
-  let best: G2PModel = model;
-  let bestDevWer = finalDev;
-  if (result.bestMetric !== null && result.bestMetric < finalDev) {
-    best = (await BaseModel.load(path.join(trainDir, 'best'))) as G2PModel;
-    bestDevWer = result.bestMetric;
-    model.dispose();
-  }
-  best.eval();
-  await best.save(path.join(options.out, 'model'));
-  log(`training: ${result.step} steps, ${result.epoch} full epochs, stopped by ${result.stoppedBy}; best dev WER ${percent(bestDevWer)}`);
-
-  const greedy = await evaluateG2P(best, testEntries, 1);
-  log(`test greedy: WER ${percent(greedy.wer)}, PER ${percent(greedy.per)} (${greedy.words} words decoded in ${greedy.seconds.toFixed(1)} s)`);
-  const numBeams = options.numBeams ?? 5;
-  let beam: (DecodeReport & { numBeams: number }) | undefined;
-  if (numBeams > 1) {
-    const report = await evaluateG2P(best, testEntries, numBeams);
-    beam = { wer: report.wer, per: report.per, words: report.words, seconds: report.seconds, numBeams };
-    log(`test beam ${numBeams}: WER ${percent(beam.wer)}, PER ${percent(beam.per)} (${beam.seconds.toFixed(1)} s)`);
-  }
-  const samples = testEntries.slice(0, 12).map((entry, i) => {
-    const predicted = greedy.predictions[i].join(' ');
-    return { word: entry.word, predicted, reference: entry.pronunciations.map((p) => p.join(' ')).join(' | '), correct: entry.pronunciations.some((p) => p.join(' ') === predicted) };
-  });
-  for (const s of samples) log(`  ${s.correct ? '✓' : '✗'} ${s.word.padEnd(16)} ${s.predicted.padEnd(28)} ${s.correct ? '' : `(dictionary: ${s.reference})`}`);
-
-  const metrics: G2PMetrics = {
-    device: getDevice(),
-    parameters: best.countParameters(),
-    config,
-    training: {
-      minutes: options.minutes,
-      steps: result.step,
-      epochs: result.epoch,
-      stoppedBy: result.stoppedBy,
-      trainWords: trainEntries.length,
-      trainPairs: pairs.length,
-      bestDevWer,
-      bestStep: result.bestStep,
-    },
-    test: { greedy: { wer: greedy.wer, per: greedy.per, words: greedy.words, seconds: greedy.seconds }, ...(beam ? { beam } : {}) },
-    samples,
-  };
-  await fs.mkdir(options.out, { recursive: true });
-  await fs.writeFile(path.join(options.out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
-  await writeLossCurve(result, path.join(options.out, 'loss-curve.png'));
-  await writeAttentionMaps(best, testEntries.slice(0, 3).map((e) => e.word), options.out);
-  log(`wrote ${path.join(options.out, 'model')}, metrics.json, loss-curve.png and attention maps`);
-  best.dispose();
-  return metrics;
+  if (typeof out !== 'string' || out === '') throw new MieConfigError(`${NAME}: --out must be a directory path. Received: ${typeof out === 'string' ? '""' : typeof out}.`);
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0) throw new MieConfigError(`${NAME}: --seed must be an integer >= 0. Received: ${String(seed)}.`);
 }
 
-/** Training loss (averaged per 50 steps) and dev WER against steps. */
-async function writeLossCurve(result: FitResult, file: string): Promise<void> {
+/**
+ * Reads the architecture a run started with, `train/g2p-config.json`, and builds its model; a
+ * file that is not a G2P config (bad JSON, hostile values, sizes the checkpoint cannot hold) is a
+ * `MieConfigError` naming it. `checkpointBytes` bounds every number in it, as `BaseModel.load`
+ * does: no size of a model exceeds its number of weights.
+ */
+async function resumedModel(file: string, checkpointBytes: number): Promise<{ config: G2PModelConfig; model: G2PModel }> {
+  const fail = (detail: string, cause?: unknown): never => {
+    throw withCause(new MieConfigError(`${NAME}: cannot resume: ${file} ${detail}`), cause);
+  };
+  const bytes = await readSmallFile(file, MAX_CONFIG_BYTES, `${NAME}: cannot resume`);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (error) {
+    fail(`is not valid JSON (${messageOf(error)}).`, error);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('must hold a JSON object { graphemes, phonemes, transformer }.');
+  const limit = Math.max(4096, Math.floor(checkpointBytes / 4));
+  const visit = (item: unknown, where: string, depth: number): void => {
+    if (typeof item === 'number' && Math.abs(item) > limit) fail(`has ${where} = ${item}, larger than any size the ${checkpointBytes}-byte checkpoint can describe (limit ${limit}).`);
+    if (typeof item === 'object' && item !== null) {
+      if (depth > 8) fail(`is nested deeper than a G2P config (at ${where}).`);
+      for (const [key, child] of Object.entries(item)) visit(child, `${where}.${key}`, depth + 1);
+    }
+  };
+  visit(value, 'config', 0);
+  try {
+    const model = new G2PModel(value as G2PModelConfig);
+    return { config: model.config, model };
+  } catch (error) {
+    return fail(`does not describe a G2P model: ${messageOf(error)}`, error);
+  }
+}
+
+/** Writes `files` into `dir` atomically; a failure is a `MieSerializationError` naming the directory. */
+async function writeRunFiles(dir: string, files: Array<[string, Uint8Array]>): Promise<void> {
+  try {
+    await writeFilesAtomically(dir, files);
+  } catch (error) {
+    throw withCause(new MieSerializationError(`${NAME}: could not write ${files.map(([name]) => name).join(', ')} to ${dir}: ${messageOf(error)}`), error);
+  }
+}
+
+/** Trains, evaluates and writes the artefacts; resolves to the metrics. */
+export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
+  checkTrainOptions(options);
+  const log = options.log ?? ((line: string) => console.log(line));
+  // Before anything slow: refuse an existing run, or clear it with force, or check it can resume.
+  await prepareRunDirectory(options.out, G2P_RUN, { resume: options.resume ?? false, force: options.force ?? false });
+  const device = await ready();
+  const trainDir = path.join(options.out, 'train');
+  const configFile = path.join(trainDir, 'g2p-config.json');
+  // A resumed run keeps the architecture it started with, whatever the device is now; its config
+  // is checked before the dictionary is read.
+  let resumed: { config: G2PModelConfig; model: G2PModel } | undefined;
+  if (options.resume) {
+    const checkpoint = path.join(trainDir, 'last', 'checkpoint.safetensors');
+    const size = await fs.stat(checkpoint).then(
+      (stats) => stats.size,
+      (error: unknown) => {
+        throw withCause(new MieConfigError(`${NAME}: cannot resume: cannot read ${checkpoint}: ${messageOf(error)}`), error);
+      },
+    );
+    resumed = await resumedModel(configFile, size);
+  }
+  // Whatever fails from here on, the models are freed (dispose is idempotent).
+  const models: G2PModel[] = resumed ? [resumed.model] : [];
+  try {
+    setSeed(options.seed);
+    const splits = loadG2PSplits();
+    const trainEntries = options.maxTrainWords ? splits.train.slice(0, options.maxTrainWords) : splits.train;
+    const devEntries = splits.dev.slice(0, options.devWords ?? 1000);
+    const testEntries = options.testWords ? splits.test.slice(0, options.testWords) : splits.test;
+    const effective = effectiveMinutes(options.minutes, device);
+    let config: G2PModelConfig;
+    let model: G2PModel;
+    if (resumed) {
+      ({ config, model } = resumed);
+    } else {
+      config = {
+        graphemes: "abcdefghijklmnopqrstuvwxyz'".split(''),
+        phonemes: [...new Set(splits.train.flatMap((e) => e.pronunciations.flat()))].sort(),
+        transformer: { ...architectureFor(effective), ...options.transformer },
+      };
+      model = new G2PModel(config);
+      models.push(model);
+      await writeRunFiles(trainDir, [['g2p-config.json', new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n')]]);
+    }
+    log(`device: ${device.backend} (${device.package}${device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : ''})`);
+    log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
+    log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.transformer)}`);
+
+    // Every (word, pronunciation) pair is a training example.
+    const pairs = trainEntries.flatMap((e) => e.pronunciations.map((p) => ({ src: model.encodeWord(e.word), tgt: model.encodePronunciation(p) })));
+    const data = new ShuffledBatches<Batch>({
+      size: pairs.length,
+      lengths: pairs.map((p) => Math.max(p.src.length, p.tgt.length + 1)),
+      maxTokens: 1400,
+      seed: options.seed,
+      makeBatch: (indices) => {
+        const src = padBatch(indices.map((i) => pairs[i].src), PAD);
+        const tgtIn = padBatch(indices.map((i) => [BOS, ...pairs[i].tgt]), PAD);
+        const tgtOut = padBatch(indices.map((i) => [...pairs[i].tgt, EOS]), PAD);
+        src.mask.dispose();
+        tgtIn.mask.dispose();
+        tgtOut.mask.dispose();
+        const tokens = indices.reduce((n, i) => n + pairs[i].tgt.length + 1, 0);
+        return { src: src.ids, tgtIn: tgtIn.ids, tgtOut: tgtOut.ids, tokens };
+      },
+    });
+    const optimizer = new AdamW(model, { lr: 1e-3, betas: [0.9, 0.98], weightDecay: 0.01, noDecay: noDecayForBiasesAndNorms });
+    // About three evaluations of the dev words per run, whatever the device's speed.
+    const evalEvery = Math.max(50, Math.round(effective * 60));
+    const trainer = new Trainer<G2PModel, Batch>({
+      model,
+      data,
+      optimizer,
+      schedule: scaledInverseSquareRootSchedule({ peakLr: 2e-3, warmupSteps: 200 }),
+      loss: (m, batch) => crossEntropyLoss(m.forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: PAD, labelSmoothing: 0.1 }),
+      maxMinutes: options.minutes,
+      clipGradNorm: 1,
+      seed: options.seed,
+      evaluate: async (m) => (await evaluateG2P(m, devEntries)).wer,
+      evalEvery,
+      metricMode: 'min',
+      checkpointDir: trainDir,
+      saveEvery: evalEvery,
+      logEvery: options.logEvery ?? 50,
+      progress: options.progress ?? 'auto',
+      log,
+      countTokens: (batch) => batch.tokens,
+    });
+    let result: FitResult;
+    try {
+      result = await trainer.fit({ resume: options.resume ?? false });
+    } finally {
+      optimizer.dispose();
+    }
+    // The final weights may beat the last evaluation: evaluate them too, then keep the best.
+    const finalDev = (await evaluateG2P(model, devEntries)).wer;
+    let best: G2PModel = model;
+    let bestDevWer = finalDev;
+    if (result.bestMetric !== null && result.bestMetric < finalDev) {
+      best = (await BaseModel.load(path.join(trainDir, 'best'))) as G2PModel;
+      models.push(best);
+      bestDevWer = result.bestMetric;
+      model.dispose();
+    }
+    best.eval();
+    await best.save(path.join(options.out, 'model'));
+    log(`training: ${result.step} steps, ${result.epoch} full epochs, stopped by ${result.stoppedBy}; best dev WER ${percent(bestDevWer)}`);
+
+    const greedy = await evaluateG2P(best, testEntries, 1);
+    log(`test greedy: WER ${percent(greedy.wer)}, PER ${percent(greedy.per)} (${greedy.words} words decoded in ${greedy.seconds.toFixed(1)} s)`);
+    const numBeams = options.numBeams ?? 5;
+    let beam: (DecodeReport & { numBeams: number }) | undefined;
+    if (numBeams > 1) {
+      const report = await evaluateG2P(best, testEntries, numBeams);
+      beam = { wer: report.wer, per: report.per, words: report.words, seconds: report.seconds, numBeams };
+      log(`test beam ${numBeams}: WER ${percent(beam.wer)}, PER ${percent(beam.per)} (${beam.seconds.toFixed(1)} s)`);
+    }
+    const samples = testEntries.slice(0, 12).map((entry, i) => {
+      const predicted = greedy.predictions[i].join(' ');
+      return { word: entry.word, predicted, reference: entry.pronunciations.map((p) => p.join(' ')).join(' | '), correct: entry.pronunciations.some((p) => p.join(' ') === predicted) };
+    });
+    for (const s of samples) log(`  ${s.correct ? '✓' : '✗'} ${s.word.padEnd(16)} ${s.predicted.padEnd(28)} ${s.correct ? '' : `(dictionary: ${s.reference})`}`);
+
+    const metrics: G2PMetrics = {
+      device: getDevice(),
+      parameters: best.countParameters(),
+      config,
+      training: {
+        minutes: options.minutes,
+        steps: result.step,
+        epochs: result.epoch,
+        stoppedBy: result.stoppedBy,
+        trainWords: trainEntries.length,
+        trainPairs: pairs.length,
+        bestDevWer,
+        bestStep: result.bestStep,
+      },
+      test: { greedy: { wer: greedy.wer, per: greedy.per, words: greedy.words, seconds: greedy.seconds }, ...(beam ? { beam } : {}) },
+      samples,
+    };
+    // Rendered first, then written together: each file is replaced whole or not at all.
+    const files: Array<[string, Uint8Array]> = [['metrics.json', new TextEncoder().encode(JSON.stringify(metrics, null, 2) + '\n')]];
+    const curve = await renderLossCurve(result);
+    if (curve !== null) files.push(['loss-curve.png', curve]);
+    files.push(...(await renderAttentionMaps(best, testEntries.slice(0, 3).map((e) => e.word))));
+    await writeRunFiles(options.out, files);
+    log(`wrote ${path.join(options.out, 'model')}, metrics.json, loss-curve.png and attention maps`);
+    return metrics;
+  } finally {
+    for (const m of models) m.dispose();
+  }
+}
+
+/** The PNG of training loss (averaged per 50 steps) and dev WER against steps; null without steps. */
+async function renderLossCurve(result: FitResult): Promise<Uint8Array | null> {
   const window = 50;
   const loss: Array<[number, number]> = [];
   for (let i = 0; i < result.history.length; i += window) {
@@ -271,27 +365,32 @@ async function writeLossCurve(result: FitResult, file: string): Promise<void> {
   }
   const series = [{ name: 'training loss', points: loss }];
   if (result.evaluations.length) series.push({ name: 'dev WER', points: result.evaluations.map((e) => [e.step, e.metric] as [number, number]) });
-  if (loss.length) await renderLineChart({ series, title: 'G2P training', xLabel: 'step', yLabel: 'loss (nats) / WER', file });
+  return loss.length ? renderLineChart({ series, title: 'G2P training', xLabel: 'step', yLabel: 'loss (nats) / WER' }) : null;
 }
 
-/** Cross-attention (last decoder layer, mean over heads) of each word against its predicted phonemes. */
-async function writeAttentionMaps(model: G2PModel, words: string[], dir: string): Promise<void> {
+/** `attention-WORD.png`: cross-attention (last decoder layer, mean over heads) of each word against its predicted phonemes. */
+async function renderAttentionMaps(model: G2PModel, words: string[]): Promise<Array<[string, Uint8Array]>> {
   const predictions = await model.pronounce(words);
+  const files: Array<[string, Uint8Array]> = [];
   for (const [i, word] of words.entries()) {
     const phonemeIds = model.encodePronunciation(predictions[i]);
     const src = model.sourceBatch([word]);
     const tgtIn = tf.tensor2d([[BOS, ...phonemeIds]], [1, phonemeIds.length + 1], 'int32');
     const output = model.transformer.forward(src, tgtIn, { returnAttention: true });
     const cross = output.crossAttention[output.crossAttention.length - 1];
-    const file = path.join(dir, `attention-${word.replace(/[^a-z]/g, '_')}.png`);
-    await renderAttentionHeatmap(cross, {
-      sourceTokens: [...word.split(''), '</s>'],
-      // Row i is the decoder step that produces phoneme i (its input is the phoneme before).
-      targetTokens: [...predictions[i], '</s>'],
-      head: 'mean',
-      title: `"${word}": cross-attention (last layer)`,
-      file,
-    });
-    tf.dispose([src, tgtIn, output.logits, ...output.crossAttention, ...output.encoderSelfAttention, ...output.decoderSelfAttention]);
+    const name = `attention-${word.replace(/[^a-z]/g, '_')}.png`;
+    try {
+      const bytes = await renderAttentionHeatmap(cross, {
+        sourceTokens: [...word.split(''), '</s>'],
+        // Row i is the decoder step that produces phoneme i (its input is the phoneme before).
+        targetTokens: [...predictions[i], '</s>'],
+        head: 'mean',
+        title: `"${word}": cross-attention (last layer)`,
+      });
+      files.push([name, bytes]);
+    } finally {
+      tf.dispose([src, tgtIn, output.logits, ...output.crossAttention, ...output.encoderSelfAttention, ...output.decoderSelfAttention]);
+    }
   }
+  return files;
 }

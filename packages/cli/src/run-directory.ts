@@ -1,0 +1,124 @@
+/**
+ * The rules for a command's output directory (`mie train g2p --out DIR`, `mie train iris --out
+ * DIR`): a directory that already holds a run is refused unless the user says what to do with it
+ * (`--resume` continues it, `--force` removes the run's files and starts over); a `--resume`
+ * without a run is an error naming what is missing; the user's other files in DIR are never touched.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { MieConfigError, MieSerializationError, describeValue } from '@mie/core';
+
+/** What a kind of run writes into its directory. */
+export interface RunLayout {
+  /** The command, for messages (`mie train g2p`). */
+  command: string;
+  /** Files and folders a run writes, by name. */
+  entries: readonly string[];
+  /** Names a run writes that follow a pattern (`attention-WORD.png`). */
+  patterns: readonly RegExp[];
+  /** Paths (relative to the directory) that `--resume` needs. */
+  resumeNeeds: readonly string[];
+}
+
+/** Temporary, backup and lock files of `writeFilesAtomically` (`.mie-tmp-*`, `.mie-prev-*`, `.mie-lock`). */
+const ATOMIC_WRITE_FILES = /^\.mie-/;
+
+/** `mie train g2p`: see train-g2p.ts for what each is. */
+export const G2P_RUN: RunLayout = {
+  command: 'mie train g2p',
+  entries: ['train', 'model', 'metrics.json', 'loss-curve.png'],
+  patterns: [/^attention-[a-z_]+\.png$/, ATOMIC_WRITE_FILES],
+  resumeNeeds: [path.join('train', 'g2p-config.json'), path.join('train', 'last', 'checkpoint.safetensors')],
+};
+
+/** `mie train iris`: the model itself in DIR (so `--model DIR` works), the trainer's state in DIR/train. */
+export const IRIS_RUN: RunLayout = {
+  command: 'mie train iris',
+  entries: ['train', 'config.json', 'model.safetensors'],
+  patterns: [ATOMIC_WRITE_FILES],
+  resumeNeeds: [path.join('train', 'last', 'checkpoint.safetensors')],
+};
+
+/** Options of {@link prepareRunDirectory}. */
+export interface PrepareRunOptions {
+  /** Continue the run in the directory (it must hold one). */
+  resume?: boolean;
+  /** Remove the run in the directory (only the files a run writes) and start over. */
+  force?: boolean;
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code: unknown = typeof error === 'object' && error !== null ? Object.getOwnPropertyDescriptor(error, 'code')?.value : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The own `message` string of a caught error (Node's errors fail `instanceof Error` across realms), or a description. */
+export function messageOf(error: unknown): string {
+  const message: unknown = typeof error === 'object' && error !== null ? Object.getOwnPropertyDescriptor(error, 'message')?.value : undefined;
+  return typeof message === 'string' ? message : describeValue(error);
+}
+
+/** Sets `cause` as `new Error(message, { cause })` does (MIE's errors take a message only). */
+export function withCause<E extends Error>(error: E, cause: unknown): E {
+  return Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+}
+
+/** The names in `dir` that a run of `layout` writes (empty when `dir` is absent or holds none). */
+export async function runEntries(dir: string, layout: RunLayout): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return [];
+    throw withCause(new MieConfigError(`${layout.command}: cannot use --out ${dir}: ${messageOf(error)}`), error);
+  }
+  return names.filter((name) => layout.entries.includes(name) || layout.patterns.some((pattern) => pattern.test(name))).sort();
+}
+
+/**
+ * Makes `dir` ready for a run of `layout`, before any training: creates it, refuses an existing
+ * run without `resume` or `force` (a `MieConfigError` saying which to pass), removes the old run's
+ * files with `force`, and checks with `resume` that everything a resume needs is there (naming
+ * what is missing). A directory that cannot be created or read (`--out /dev/null/x`) is a
+ * `MieConfigError` naming it.
+ */
+export async function prepareRunDirectory(dir: string, layout: RunLayout, { resume = false, force = false }: PrepareRunOptions = {}): Promise<void> {
+  const { command } = layout;
+  if (resume && force) throw new MieConfigError(`${command}: --resume and --force cannot be combined (--resume continues the run in ${dir}, --force deletes it).`);
+  let stats: import('node:fs').Stats | undefined;
+  try {
+    stats = await fs.stat(dir);
+  } catch (error) {
+    if (errorCode(error) !== 'ENOENT') throw withCause(new MieConfigError(`${command}: cannot use --out ${dir}: ${messageOf(error)}`), error);
+  }
+  if (stats !== undefined && !stats.isDirectory()) throw new MieConfigError(`${command}: --out ${dir} is not a directory.`);
+  const existing = await runEntries(dir, layout);
+  if (resume) {
+    for (const needed of layout.resumeNeeds) {
+      const file = path.join(dir, needed);
+      try {
+        await fs.stat(file);
+      } catch (error) {
+        throw withCause(new MieConfigError(`${command}: cannot resume: ${file} is missing or unreadable (${messageOf(error)}); ${dir} holds no run to continue.`), error);
+      }
+    }
+    return;
+  }
+  if (existing.length > 0 && !force) {
+    throw new MieConfigError(`${command}: ${dir} already holds a run (${existing.join(', ')}); pass --resume to continue it or --force to start over.`);
+  }
+  for (const name of existing) {
+    const entry = path.join(dir, name);
+    try {
+      // A symbolic link is removed itself, never what it points to.
+      await fs.rm(entry, { recursive: true, force: true });
+    } catch (error) {
+      throw withCause(new MieSerializationError(`${command}: --force could not remove ${entry}: ${messageOf(error)}`), error);
+    }
+  }
+  try {
+    await fs.mkdir(dir, { recursive: true });
+  } catch (error) {
+    throw withCause(new MieConfigError(`${command}: cannot create the --out directory ${dir}: ${messageOf(error)}`), error);
+  }
+}
