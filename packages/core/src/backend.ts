@@ -7,6 +7,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { MieBackendError, describeValue } from './errors';
 import { tf } from './tfjs';
 import { loadBlas, type Blas } from './blas';
+import { guardWasmAllocations } from './memory';
 import { registerWasmKernels } from './wasm-kernels';
 import { loadSimdGemm, simdGemm } from './simd-gemm';
 import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
@@ -124,6 +125,7 @@ async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
     finishThreads?.();
   }
   if (!initialised) throw new MieBackendError('setBackend: the wasm backend failed to initialise.');
+  guardWasmAllocations(tf.backend());
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
   selectWasmGemm(threads);

@@ -2,11 +2,12 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BaseModel, CONFIG_FILE, WEIGHTS_FILE, registerModel, registeredModels } from './base-model';
+import { execFileSync } from 'node:child_process';
+import { BaseModel, CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, registerModel, registeredModels } from './base-model';
 import type { FileSystem } from './atomic-files';
 import { setBackend } from './backend';
 import { MieConfigError, MieSerializationError } from './errors';
-import { parameter } from './module';
+import { Module, parameter } from './module';
 import { readSafetensors, writeSafetensors } from './safetensors';
 import { tf } from './tfjs';
 
@@ -272,5 +273,182 @@ describe('hostile checkpoints', () => {
     const embeddedBad = freshDir();
     write(embeddedBad, JSON.stringify(header), weightsWithId('x', { 'mie.config': '{"format":"mie"}' }));
     await expect(BaseModel.load(embeddedBad)).rejects.toThrow(/config embedded in model\.safetensors/);
+  });
+});
+
+/** A stack of square layers: `layers` tensors of `width x width` (and a bias each). */
+interface StackOptions {
+  layers: number;
+  width: number;
+}
+let initialisations = 0;
+class Square extends Module {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+  constructor(width: number, value: number) {
+    super();
+    this.weight = parameter([width, width], (shape) => (initialisations++, tf.fill(shape, value)));
+    this.bias = parameter([width], (shape) => (initialisations++, tf.fill(shape, -value)));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.add(tf.matMul(x, this.weight), this.bias);
+  }
+}
+class Stack extends BaseModel<StackOptions> {
+  readonly config: StackOptions;
+  readonly layers: Square[];
+  constructor(options: StackOptions) {
+    super();
+    this.config = { ...options };
+    this.layers = Array.from({ length: options.layers }, (_, i) => new Square(options.width, i + 1));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.layers.reduce((h, layer) => layer.forward(h), x);
+  }
+}
+registerModel(Stack);
+
+const stateValues = (m: Module) => Object.fromEntries(m.namedParameters().map(([name, v]) => [name, Array.from(v.dataSync())]));
+
+describe('sharded checkpoints (the Hugging Face layout)', () => {
+  it('writes model-0000k-of-0000N.safetensors and model.safetensors.index.json above maxShardSize, and loads them', async () => {
+    const dir = freshDir();
+    const model = new Stack({ layers: 5, width: 8 }); // 5 x (256 + 32) bytes
+    await model.save(dir, { maxShardSize: 600 });
+    const files = fs.readdirSync(dir).sort();
+    expect(files).toEqual([CONFIG_FILE, 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', WEIGHTS_INDEX_FILE]);
+    const index = JSON.parse(fs.readFileSync(path.join(dir, WEIGHTS_INDEX_FILE), 'utf8'));
+    expect(index.metadata.total_size).toBe(5 * (256 + 32));
+    expect(index.weight_map['layers.0.weight']).toBe('model-00001-of-00003.safetensors');
+    expect(index.weight_map['layers.4.bias']).toBe('model-00003-of-00003.safetensors');
+    expect(Object.keys(index.weight_map)).toEqual(Object.keys(model.stateDict()));
+    // Each shard is a plain safetensors file (what PyTorch's safetensors reads).
+    const { tensors } = readSafetensors(fs.readFileSync(path.join(dir, 'model-00002-of-00003.safetensors')));
+    expect(Object.keys(tensors)).toEqual(['layers.2.weight', 'layers.2.bias', 'layers.3.weight', 'layers.3.bias']);
+    tf.dispose(Object.values(tensors));
+    const loaded = await Stack.load(dir);
+    expect(stateValues(loaded)).toEqual(stateValues(model));
+    // Saving it small again replaces the shards with one file, and back.
+    await loaded.save(dir);
+    expect(fs.readdirSync(dir).sort()).toEqual([CONFIG_FILE, WEIGHTS_FILE]);
+    await loaded.save(dir, { maxShardSize: 300 });
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('model-'))).toHaveLength(5);
+    expect(fs.existsSync(path.join(dir, WEIGHTS_FILE))).toBe(false);
+    [model, loaded].forEach((m) => m.dispose());
+    await expect(new Stack({ layers: 1, width: 1 }).save(dir, { maxShardSize: 0 })).rejects.toThrow(/maxShardSize/);
+  });
+
+  it('leaves the old checkpoint or the new one, whole, when any step of a sharded save fails', async () => {
+    const probe = failingAt(-1);
+    const scratch = new Stack({ layers: 3, width: 4 });
+    await scratch.save(freshDir(), { maxShardSize: 100, fs: probe.fs });
+    const total = probe.count();
+    scratch.dispose();
+    const outcomes = new Set<string>();
+    for (let n = 0; n < total; n++) {
+      const dir = freshDir();
+      const old = new Stack({ layers: 3, width: 4 });
+      await old.save(dir, { maxShardSize: 100 });
+      // The same shard names, other values (and the next save of another size would mix badly).
+      const next = new Stack({ layers: 3, width: 4 });
+      for (const v of next.parameters()) v.assign(tf.mul(v, 10));
+      const saved = await next.save(dir, { maxShardSize: 100, fs: failingAt(n).fs }).then(
+        () => true,
+        (error) => {
+          expect(error).toBeInstanceOf(MieSerializationError);
+          return false;
+        },
+      );
+      const loaded = await Stack.load(dir);
+      const values = JSON.stringify(stateValues(loaded));
+      const which = values === JSON.stringify(stateValues(next)) ? 'new' : values === JSON.stringify(stateValues(old)) ? 'old' : 'mix';
+      expect(which).not.toBe('mix');
+      if (saved) expect(which).toBe('new');
+      outcomes.add(`${saved}:${which}`);
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith('.mie-tmp-'))).toEqual([]);
+      [old, next, loaded].forEach((m) => m.dispose());
+    }
+    expect([...outcomes].sort()).toEqual(['false:new', 'false:old', 'true:new']);
+  });
+
+  it('rejects a hostile or inconsistent index with a MieSerializationError', async () => {
+    const make = async () => {
+      const dir = freshDir();
+      const model = new Stack({ layers: 2, width: 2 });
+      await model.save(dir, { maxShardSize: 30 });
+      model.dispose();
+      return dir;
+    };
+    const indexOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, WEIGHTS_INDEX_FILE), 'utf8'));
+    const writeIndex = (dir: string, index: unknown) => fs.writeFileSync(path.join(dir, WEIGHTS_INDEX_FILE), JSON.stringify(index));
+    const cases: Array<[string, (index: Record<string, any>) => unknown, RegExp]> = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+      ['a path outside the directory', (i) => ({ ...i, weight_map: { ...i.weight_map, 'layers.0.weight': `../${i.weight_map['layers.0.weight']}` } }), /plain file names/],
+      ['a hidden file', (i) => ({ ...i, weight_map: { ...i.weight_map, 'layers.0.weight': '.mie-lock' } }), /plain file names/],
+      ['a missing shard', (i) => ({ ...i, weight_map: { ...i.weight_map, 'layers.0.weight': 'model-00009-of-00009.safetensors' } }), /model-00009-of-00009\.safetensors/],
+      ['a tensor the shard lacks', (i) => ({ ...i, weight_map: { ...i.weight_map, extra: i.weight_map['layers.0.weight'] } }), /the index lists "extra", which the shard lacks/],
+      ['a shard holding a tensor the index does not list', (i) => ({ ...i, weight_map: { ...i.weight_map, 'layers.0.bias': undefined } }), /the shard holds "layers\.0\.bias", which the index does not list/],
+      ['no weight_map', (i) => ({ metadata: i.metadata }), /"weight_map" object/],
+      ['a hostile metadata object', (i) => ({ ...i, metadata: { constructor: { name: { toString: 1 } } } }), /different checkpoints/],
+    ];
+    for (const [label, mutate, message] of cases) {
+      const dir = await make();
+      writeIndex(dir, mutate(indexOf(dir)));
+      const before = tf.memory().numTensors;
+      const error = await Stack.load(dir).then(() => new Error(`${label}: loaded`), (e: Error) => e);
+      expect(error).toBeInstanceOf(MieSerializationError);
+      expect(error.message).toMatch(message);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+});
+
+describe('loading checks the layout a config implies before building anything', () => {
+  it('refuses at once, without allocating, a config that describes a much bigger model than the file', async () => {
+    const model = new Stack({ layers: 2, width: 8 });
+    const { config, weights } = model.toBuffers();
+    model.dispose();
+    const header = JSON.parse(new TextDecoder().decode(config));
+    for (const layers of [20_000, 60_000]) {
+      const hostile = new TextEncoder().encode(JSON.stringify({ ...header, config: { ...header.config, layers } }));
+      const before = tf.memory().numTensors;
+      const start = performance.now();
+      expect(() => Stack.fromBuffers({ config: hostile, weights })).toThrow(/describes a bigger model than the weights hold \(4 tensors, 144 values\)/);
+      expect(performance.now() - start).toBeLessThan(500);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    // A config a little off is reported by name and shape.
+    const off = new TextEncoder().encode(JSON.stringify({ ...header, config: { layers: 3, width: 8 } }));
+    expect(() => Stack.fromBuffers({ config: off, weights })).toThrow(/the weights do not match the config of Stack: missing keys: "layers\.2\.weight", "layers\.2\.bias"/);
+    const wide = new TextEncoder().encode(JSON.stringify({ ...header, config: { layers: 2, width: 9 } }));
+    expect(() => Stack.fromBuffers({ config: wide, weights })).toThrow(/"layers\.0\.weight" has shape \[8, 8\], expected \[9, 9\]/);
+  });
+
+  it('builds the model from the file without initialising it first', async () => {
+    const model = new Stack({ layers: 2, width: 3 });
+    const buffers = model.toBuffers();
+    const before = initialisations;
+    const copy = Stack.fromBuffers(buffers);
+    expect(initialisations).toBe(before);
+    expect(stateValues(copy)).toEqual(stateValues(model));
+    copy.dispose();
+    model.dispose();
+  });
+
+  it('refuses special files, bad arguments and disposed models with typed errors', async () => {
+    const dir = freshDir();
+    const model = new Stack({ layers: 1, width: 2 });
+    await model.save(dir);
+    fs.rmSync(path.join(dir, CONFIG_FILE));
+    execFileSync('mkfifo', [path.join(dir, CONFIG_FILE)]);
+    const start = performance.now();
+    await expect(Stack.load(dir)).rejects.toThrow(/config\.json must be a regular file\. Received: a FIFO/);
+    expect(performance.now() - start).toBeLessThan(1000);
+    await expect(Stack.load(123 as never)).rejects.toThrow(/Stack\.load: the directory must be a non-empty string path\. Received: 123/);
+    await expect(BaseModel.load('' as never)).rejects.toThrow(MieSerializationError);
+    await expect(model.save(null as never)).rejects.toThrow(/Stack\.save: the directory must be a non-empty string/);
+    expect(() => Stack.fromBuffers(null as never)).toThrow(/expected \{ config: Uint8Array, weights: Uint8Array \}/);
+    model.dispose();
+    await expect(model.save(freshDir())).rejects.toThrow(/Stack\.save: the module was disposed/);
+    expect(() => model.toBuffers()).toThrow(/disposed/);
   });
 });

@@ -3,7 +3,7 @@
  * `MieConfigError`, forward inputs fail before any compute with a `MieShapeError`. Each message
  * names the module, the option or argument, what was expected and what was received.
  */
-import { MieConfigError, MieShapeError, errorMessage } from './errors';
+import { MieConfigError, MieShapeError, describeValue, errorMessage, listForMessage } from './errors';
 import { tf } from './tfjs';
 
 /**
@@ -17,11 +17,21 @@ export function checkOptions<T extends object>(module: string, options: T, known
   const unknown = Object.keys(options).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
     throw new MieConfigError(
-      `${module}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => `"${key}"`).join(', ')}; ` +
+      `${module}: unknown option${unknown.length > 1 ? 's' : ''} ${listForMessage(unknown.map((key) => describeValue(key)))}; ` +
         `the options are ${known.join(', ')}.`,
     );
   }
   return options;
+}
+
+/**
+ * Checks the call options of a `forward` (or `generate`, ...): `undefined` gives `{}`; anything
+ * but a plain object, or a key not in `known` (a misspelt `keyPaddingMsk` would otherwise be
+ * ignored silently), is a `MieConfigError` naming the call.
+ */
+export function checkCallOptions<T extends object>(call: string, options: T | undefined, known: readonly string[]): T {
+  if (options === undefined) return {} as T;
+  return checkOptions(call, options, known);
 }
 
 /** A positive integer option (a width, a count), at least `minimum`. */

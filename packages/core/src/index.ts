@@ -15,7 +15,8 @@ export {
   type ModuleLoader,
 } from './backend';
 export { registerWasmKernels } from './wasm-kernels';
-export { Module, checkRank, parameter, type ForwardHook, type LoadStateDictResult, type NamedTensors } from './module';
+export { Module, checkRank, parameter, buffer, type ForwardHook, type LoadStateDictResult, type NamedTensors, type ParameterOptions } from './module';
+export { stateLayout, isPlaceholder, type StateLayout, type StateLayoutEntry, type LayoutLimits } from './construction';
 export {
   BaseModel,
   registerModel,
@@ -23,12 +24,29 @@ export {
   FORMAT_VERSION,
   CONFIG_FILE,
   WEIGHTS_FILE,
+  WEIGHTS_INDEX_FILE,
+  DEFAULT_MAX_SHARD_SIZE,
+  type SaveOptions,
+  type CheckpointFiles,
   type CheckpointBuffers,
   type CheckpointHeader,
   type ModelClass,
 } from './base-model';
-export { writeFilesAtomically, type FileSystem } from './atomic-files';
-export { readSafetensors, writeSafetensors } from './safetensors';
+export { writeFilesAtomically, type FileSystem, type FileContent, type WriteFilesOptions } from './atomic-files';
+export {
+  readSafetensors,
+  writeSafetensors,
+  encodeSafetensors,
+  parseSafetensorsHeader,
+  safetensorsPrefixLength,
+  decodeSafetensorsEntry,
+  safetensorsEntryTensor,
+  SAFETENSORS_MAX_HEADER_BYTES,
+  type SafetensorsContents,
+  type SafetensorsEncoding,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+} from './safetensors';
 export {
   INIT_TYPES,
   computeFans,
@@ -45,6 +63,7 @@ export {
 export { setSeed, clearSeed, nextSeed, seededRandom } from './random';
 export {
   checkOptions,
+  checkCallOptions,
   checkPositiveInteger,
   checkPositiveIntegers,
   checkDropout,
@@ -54,6 +73,8 @@ export {
   checkFeatures,
 } from './checks';
 export { dropout } from './dropout';
+export { checkAllocation, memoryStatus, setMemoryLimit, float32Bytes, type MemoryStatus } from './memory';
+export { readSafetensorsFile } from './checkpoint-files';
 export {
   MieError,
   MieConfigError,
@@ -62,6 +83,7 @@ export {
   MieBackendError,
   describeValue,
   errorMessage,
+  listForMessage,
 } from './errors';
 export { enableFiniteChecks, checkFinite, type FiniteCheckOptions } from './check-finite';
-export { MieNumericalError } from './errors';
+export { MieNumericalError, MieResourceError } from './errors';

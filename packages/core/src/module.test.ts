@@ -1,4 +1,4 @@
-import { MieSerializationError, MieShapeError } from './errors';
+import { MieConfigError, MieSerializationError, MieShapeError } from './errors';
 import { Module, checkRank, parameter } from './module';
 import { setBackend } from './backend';
 import { tf } from './tfjs';
@@ -182,6 +182,66 @@ describe('Module', () => {
     expect(() => checkRank('Test', 'input', x, 3)).toThrow(MieShapeError);
     expect(() => checkRank('Test', 'input', x, 3)).toThrow('Test: input must have rank 3. Received: shape [2, 3] (rank 2).');
     expect(() => checkRank('Test', 'input', [1, 2], 1)).toThrow('Test: input must be a live tf.Tensor');
+    x.dispose();
+  });
+
+  it('walks models of any width or depth without overflowing the stack', () => {
+    class Leaf extends Module {
+      forward(): void {}
+    }
+    class Wide extends Module {
+      readonly children_: Leaf[];
+      constructor(n: number) {
+        super();
+        this.children_ = Array.from({ length: n }, () => new Leaf());
+      }
+      forward(): void {}
+    }
+    class Link extends Module {
+      next: Module | null = null;
+      forward(): void {}
+    }
+    const wide = new Wide(300_000);
+    expect(wide.namedModules()).toHaveLength(300_001);
+    expect(wide.namedModules()[300_000][0]).toBe('children_.299999');
+    const head = new Link();
+    let tail = head;
+    for (let i = 0; i < 50_000; i++) {
+      const next = new Link();
+      tail.next = next;
+      tail = next;
+    }
+    const names = head.namedModules();
+    expect(names).toHaveLength(50_001);
+    expect(names[2][0]).toBe('next.next');
+  });
+
+  it('caps loadStateDict messages and names what is wrong', () => {
+    const m = new Stack();
+    const state: Record<string, tf.Tensor> = {};
+    const extra = tf.zeros([1]);
+    for (let i = 0; i < 5000; i++) state[`layers.${i}.weight`] = extra;
+    let message = '';
+    try {
+      m.loadStateDict(state);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/"layers\.0\.weight" has shape \[1\], expected \[3, 3\]; .*unexpected keys: "layers\.2\.weight", .* and 4988 more\.$/);
+    expect(message.length).toBeLessThan(1000);
+    extra.dispose();
+    m.dispose();
+  });
+
+  it('refuses every method of a disposed module with a MieConfigError', () => {
+    const m = new Stack();
+    const x = tf.ones([4, 2]);
+    m.dispose();
+    expect(() => m.forward(x)).toThrow(MieConfigError);
+    expect(() => m.forward(x)).toThrow(/Stack\.forward: the module was disposed/);
+    expect(() => m.layers[0].forward(x)).toThrow(/the module was disposed/);
+    expect(() => m.dispose()).not.toThrow();
+    expect(m.namedParameters().length).toBeGreaterThan(0);
     x.dispose();
   });
 });

@@ -8,7 +8,8 @@
  * are owned by the module and freed by `dispose()`, but are not state.
  */
 import { getDevice, type DeviceInfo } from './backend';
-import { MieSerializationError, MieShapeError, describeValue } from './errors';
+import { MieConfigError, MieSerializationError, MieShapeError, describeValue, listForMessage } from './errors';
+import { activeConstruction, type TensorRequest } from './construction';
 import { tf } from './tfjs';
 
 /** Name -> tensor, as returned by `stateDict()` and read from or written to files. */
@@ -61,13 +62,24 @@ export abstract class Module {
     return this.namedChildren().map(([, child]) => child);
   }
 
-  /** This module and every descendant, each once, with its dotted path (`''` for this one). */
-  namedModules(prefix = '', seen: Set<Module> = new Set()): Array<[string, Module]> {
-    if (seen.has(this)) return [];
-    seen.add(this);
-    const result: Array<[string, Module]> = [[prefix, this]];
-    for (const [name, child] of this.namedChildren()) {
-      result.push(...child.namedModules(prefix ? `${prefix}.${name}` : name, seen));
+  /**
+   * This module and every descendant, each once, with its dotted path (`''` for this one), in
+   * depth-first order. Iterative, so that a model of any depth or width cannot overflow the stack.
+   */
+  namedModules(prefix = ''): Array<[string, Module]> {
+    const seen = new Set<Module>();
+    const result: Array<[string, Module]> = [];
+    const stack: Array<[string, Module]> = [[prefix, this]];
+    while (stack.length > 0) {
+      const [path, module] = stack.pop()!;
+      if (seen.has(module)) continue;
+      seen.add(module);
+      result.push([path, module]);
+      const children = module.namedChildren();
+      for (let i = children.length - 1; i >= 0; i--) {
+        const [name, child] = children[i];
+        if (!seen.has(child)) stack.push([path ? `${path}.${name}` : name, child]);
+      }
     }
     return result;
   }
@@ -143,19 +155,21 @@ export abstract class Module {
       if (!Object.prototype.hasOwnProperty.call(state, key)) continue;
       const value = state[key];
       if (!(value instanceof tf.Tensor) || value.isDisposed) {
-        problems.push(`"${key}" is not a live tensor (received ${describeValue(value)})`);
+        problems.push(`${describeValue(key)} is not a live tensor (received ${describeValue(value)})`);
       } else if (!tf.util.arraysEqual(value.shape, variable.shape)) {
-        problems.push(`"${key}" has shape [${value.shape.join(', ')}], expected [${variable.shape.join(', ')}]`);
+        problems.push(`${describeValue(key)} has shape [${value.shape.join(', ')}], expected [${variable.shape.join(', ')}]`);
       } else if (value.dtype === 'string' || value.dtype === 'complex64') {
-        problems.push(`"${key}" has dtype ${value.dtype}, expected ${variable.dtype}`);
+        problems.push(`${describeValue(key)} has dtype ${value.dtype}, expected ${variable.dtype}`);
       }
     }
+    const quoted = (keys: string[]) => listForMessage(keys.map((k) => describeValue(k)));
     if (strict) {
-      if (missingKeys.length) problems.push(`missing keys: ${missingKeys.map((k) => `"${k}"`).join(', ')}`);
-      if (unexpectedKeys.length) problems.push(`unexpected keys: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}`);
+      if (missingKeys.length) problems.push(`missing keys: ${quoted(missingKeys)}`);
+      if (unexpectedKeys.length) problems.push(`unexpected keys: ${quoted(unexpectedKeys)}`);
     }
     if (problems.length) {
-      throw new MieSerializationError(`${this.constructor.name}.loadStateDict: ${problems.join('; ')}.`);
+      const shown = problems.length > 10 ? [...problems.slice(0, 10), `${problems.length - 10} more problems`] : problems;
+      throw new MieSerializationError(`${this.constructor.name}.loadStateDict: ${shown.join('; ')}.`);
     }
     tf.tidy(() => {
       for (const [key, variable] of Object.entries(own)) {
@@ -210,7 +224,7 @@ export abstract class Module {
     return () => {
       const index = this.#hooks.indexOf(hook);
       if (index >= 0) this.#hooks.splice(index, 1);
-      if (this.#hooks.length === 0) delete (this as { forward?: unknown }).forward;
+      if (this.#hooks.length === 0 && !this.#disposed) delete (this as { forward?: unknown }).forward;
     };
   }
 
@@ -219,7 +233,12 @@ export abstract class Module {
     return this.#disposed;
   }
 
-  /** Frees every variable and owned tensor of this module and its descendants. Idempotent. */
+  /**
+   * Frees every variable and owned tensor of this module and its descendants. Idempotent. After
+   * it, every method of the modules' own classes (`forward`, `generate`, `save`, ...) throws (or
+   * rejects with) a `MieConfigError` saying the module was disposed, instead of failing somewhere
+   * inside tfjs.
+   */
   dispose(): void {
     for (const module of this.modules()) {
       if (module.#disposed) continue;
@@ -228,11 +247,33 @@ export abstract class Module {
         const value = (module as unknown as Record<string, unknown>)[key];
         if (value instanceof tf.Tensor && !value.isDisposed) value.dispose();
       }
+      disableMethods(module);
     }
   }
 
   [Symbol.dispose](): void {
     this.dispose();
+  }
+}
+
+const AsyncFunction = (async () => undefined).constructor;
+
+/** Replaces the methods of a disposed module's own classes with ones that fail clearly. */
+function disableMethods(module: Module): void {
+  const name = module.constructor.name;
+  for (let proto = Object.getPrototypeOf(module); proto && proto !== Module.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+      if (key === 'constructor' || typeof descriptor?.value !== 'function') continue;
+      const asynchronous = descriptor.value instanceof AsyncFunction;
+      const refuse = () => new MieConfigError(`${name}.${key}: the module was disposed; build or load a new one.`);
+      Object.defineProperty(module, key, {
+        configurable: true,
+        enumerable: false,
+        writable: true,
+        value: asynchronous ? () => Promise.reject(refuse()) : () => { throw refuse(); },
+      });
+    }
   }
 }
 
@@ -250,14 +291,84 @@ export function checkRank(module: string, argument: string, x: unknown, ranks: n
   return x;
 }
 
+/** Options of {@link parameter}. */
+export interface ParameterOptions {
+  /** `false` makes a persistent buffer: saved, not trained. Default true. */
+  trainable?: boolean;
+  /** Dtype of the variable (with a declared shape). Default float32. */
+  dtype?: tf.DataType;
+}
+
 /**
- * Creates a variable for a module field from an initial tensor (or a function returning one),
- * and frees the initial tensor: `this.weight = parameter(() => xavierUniform([out, in]))`.
- * `trainable: false` makes a persistent buffer (saved, not trained).
+ * Creates a variable for a module field and frees the initial tensor. Declare the shape and pass
+ * an initialiser of it, `this.weight = parameter([out, inp], (shape) => xavierUniform(shape))`:
+ * then a model can be laid out (`stateLayout`) and loaded from a checkpoint without computing the
+ * initial values. The older form `parameter(() => tensor)` (or `parameter(tensor)`) still works,
+ * but computes the value even when it is not needed. `trainable: false` makes a persistent buffer
+ * (saved, not trained).
  */
-export function parameter(init: tf.Tensor | (() => tf.Tensor), { trainable = true }: { trainable?: boolean } = {}): tf.Variable {
-  const value = typeof init === 'function' ? tf.tidy(init) : init;
+export function parameter(shape: readonly number[], init: (shape: number[]) => tf.Tensor, options?: ParameterOptions): tf.Variable;
+export function parameter(init: tf.Tensor | (() => tf.Tensor), options?: ParameterOptions): tf.Variable;
+export function parameter(
+  first: readonly number[] | tf.Tensor | (() => tf.Tensor),
+  second?: ((shape: number[]) => tf.Tensor) | ParameterOptions,
+  third?: ParameterOptions,
+): tf.Variable {
+  const declared = Array.isArray(first);
+  const options = ((declared ? third : second) ?? {}) as ParameterOptions;
+  const { trainable = true } = options;
+  let request: TensorRequest;
+  if (declared) {
+    const shape = [...(first as readonly number[])];
+    const init = second as (shape: number[]) => tf.Tensor;
+    request = {
+      shape,
+      dtype: options.dtype ?? 'float32',
+      create: () => {
+        const value = init([...shape]);
+        if (!tf.util.arraysEqual(value.shape, shape)) {
+          throw new MieShapeError(`parameter: the initialiser returned shape [${value.shape.join(', ')}] for declared shape [${shape.join(', ')}].`);
+        }
+        return value;
+      },
+    };
+  } else {
+    const init = first as tf.Tensor | (() => tf.Tensor);
+    request = {
+      shape: init instanceof tf.Tensor ? [...init.shape] : undefined,
+      dtype: init instanceof tf.Tensor ? init.dtype : (options.dtype ?? 'float32'),
+      create: () => (typeof init === 'function' ? init() : tf.clone(init)),
+    };
+    if (init instanceof tf.Tensor) {
+      // The caller handed over a tensor: it is consumed whatever the construction.
+      const construction = activeConstruction();
+      if (construction) {
+        const variable = construction.parameter(request, trainable);
+        init.dispose();
+        return variable;
+      }
+      const variable = tf.variable(init, trainable);
+      init.dispose();
+      return variable;
+    }
+  }
+  const construction = activeConstruction();
+  if (construction) return construction.parameter(request, trainable);
+  const value = tf.tidy(request.create);
   const variable = tf.variable(value, trainable);
   value.dispose();
   return variable;
+}
+
+/**
+ * Creates a tensor that a module owns but that is not state (a precomputed table: sinusoids,
+ * rotary angles, ALiBi slopes), PyTorch's `register_buffer(..., persistent=False)`. Declaring the
+ * shape lets a layout pass skip the computation. The tensor survives any enclosing `tf.tidy`;
+ * `Module.dispose()` frees it.
+ */
+export function buffer<T extends tf.Tensor = tf.Tensor>(shape: readonly number[], create: () => T, dtype: tf.DataType = 'float32'): T {
+  const request: TensorRequest = { shape: [...shape], dtype, create };
+  const construction = activeConstruction();
+  if (construction) return construction.buffer(request) as T;
+  return tf.keep(tf.tidy(create));
 }

@@ -1,6 +1,18 @@
 import fc from 'fast-check';
 import { MieSerializationError } from './errors';
-import { SAFETENSORS_MAX_HEADER_BYTES, readSafetensors, writeSafetensors } from './safetensors';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readSafetensorsFile } from './checkpoint-files';
+import {
+  SAFETENSORS_MAX_HEADER_BYTES,
+  decodeSafetensorsEntry,
+  encodeSafetensors,
+  parseSafetensorsHeader,
+  readSafetensors,
+  safetensorsPrefixLength,
+  writeSafetensors,
+} from './safetensors';
 import { STRICT_JSON_MAX_DEPTH, StrictJsonError, parseStrictJson } from './strict-json';
 import { tf } from './tfjs';
 
@@ -717,5 +729,58 @@ describe('parseStrictJson', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('streaming: encodeSafetensors, parseSafetensorsHeader, readSafetensorsFile', () => {
+  it('encodes the same bytes as writeSafetensors, chunk by chunk, and parses headers without the values', async () => {
+    const tensors = {
+      a: tf.tensor2d([[1, 2], [3, NaN]]),
+      b: tf.tensor1d([7, -8], 'int32'),
+      c: tf.tensor1d([true, false, true], 'bool'),
+    };
+    const metadata = { format: 'mie', note: 'x' };
+    const whole = writeSafetensors(tensors, metadata);
+    const encoding = encodeSafetensors(tensors, metadata);
+    expect(encoding.byteLength).toBe(whole.length);
+    const chunks = [...encoding.chunks()];
+    expect(chunks.length).toBe(4); // header, then one chunk per tensor
+    const joined = new Uint8Array(encoding.byteLength);
+    let offset = 0;
+    for (const chunk of chunks) {
+      joined.set(chunk, offset);
+      offset += chunk.length;
+    }
+    expect(Buffer.from(joined).equals(Buffer.from(whole))).toBe(true);
+    // Only the first bytes are needed to learn names, dtypes, shapes and offsets.
+    const prefixLength = safetensorsPrefixLength(whole.subarray(0, 8), whole.length);
+    const header = parseSafetensorsHeader(whole.subarray(0, prefixLength), whole.length);
+    expect(header.entries.map((e) => [e.name, e.dtype, e.tfDtype, e.shape])).toEqual([
+      ['a', 'F32', 'float32', [2, 2]],
+      ['b', 'I32', 'int32', [2]],
+      ['c', 'BOOL', 'bool', [3]],
+    ]);
+    expect({ ...header.metadata }).toEqual(metadata);
+    const b = header.entries[1];
+    expect(Array.from(decodeSafetensorsEntry(b, whole.subarray(header.bufferStart + b.begin, header.bufferStart + b.end)))).toEqual([7, -8]);
+    expect(() => decodeSafetensorsEntry(b, new Uint8Array(3))).toThrow(/must be exactly 8 bytes/);
+    expect(() => parseSafetensorsHeader(whole.subarray(0, prefixLength - 1), whole.length)).toThrow(MieSerializationError);
+    // A header that claims more than the file holds is refused from the header alone.
+    expect(() => parseSafetensorsHeader(whole.subarray(0, prefixLength), whole.length - 1)).toThrow(/trailing bytes|within the/);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mie-st-'));
+    const file = path.join(dir, 'x.safetensors');
+    fs.writeFileSync(file, whole);
+    const read = await readSafetensorsFile(file);
+    expect(Object.keys(read.tensors)).toEqual(['a', 'b', 'c']);
+    expect(Array.from(read.tensors.a.dataSync())).toEqual([1, 2, 3, NaN]);
+    expect(Array.from(read.tensors.c.dataSync())).toEqual([1, 0, 1]);
+    tf.dispose(Object.values(read.tensors));
+    fs.writeFileSync(file, whole.subarray(0, whole.length - 2));
+    const before = tf.memory().numTensors;
+    await expect(readSafetensorsFile(file)).rejects.toThrow(MieSerializationError);
+    expect(tf.memory().numTensors).toBe(before);
+    fs.rmSync(dir, { recursive: true, force: true });
+    tf.dispose(Object.values(tensors));
   });
 });

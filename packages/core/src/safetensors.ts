@@ -76,6 +76,114 @@ interface HeaderEntry {
   readonly end: number;
 }
 
+/** One tensor of a safetensors header, validated: where its bytes lie and what they become. */
+export interface SafetensorsEntry {
+  /** The tensor's name. */
+  readonly name: string;
+  /** The dtype in the file (`F32`, `F16`, `I64`, ...). */
+  readonly dtype: string;
+  /** The tfjs dtype the values become (`float32`, `int32` or `bool`). */
+  readonly tfDtype: 'float32' | 'int32' | 'bool';
+  readonly shape: readonly number[];
+  /** Number of elements (the product of `shape`). */
+  readonly elements: number;
+  /** Byte offsets of the values, relative to the start of the byte buffer (`bufferStart`). */
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** A validated safetensors header: everything but the values. */
+export interface SafetensorsHeader {
+  /** Byte offset of the byte buffer in the file: 8 + the header length. */
+  readonly bufferStart: number;
+  /** The whole file's length in bytes. */
+  readonly byteLength: number;
+  /** The tensors in header order. */
+  readonly entries: readonly SafetensorsEntry[];
+  /** The `__metadata__` strings, on an object without a prototype (empty when the file has none). */
+  readonly metadata: Record<string, string>;
+}
+
+const ENTRY_SPECS = new WeakMap<SafetensorsEntry, DtypeSpec>();
+
+/**
+ * Reads the header length from the first 8 bytes of a safetensors file of `fileLength` bytes and
+ * checks it against the limit and the file: how many bytes {@link parseSafetensorsHeader} needs
+ * (8 + the header length).
+ */
+export function safetensorsPrefixLength(first8: Uint8Array, fileLength: number): number {
+  checkUint8Array(first8);
+  if (!Number.isSafeInteger(fileLength) || fileLength < 8 || first8.length < 8) {
+    throw fail('file length', 'must be at least 8 bytes (the u64 header length field)', Math.min(fileLength, first8.length));
+  }
+  const declaredLength = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (declaredLength > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
+    throw fail('header length', `must be at most ${SAFETENSORS_MAX_HEADER_BYTES} bytes`, declaredLength);
+  }
+  const headerLength = Number(declaredLength);
+  if (headerLength > fileLength - 8) {
+    throw fail('header length', `must fit in the ${fileLength - 8} bytes that follow the length field`, headerLength);
+  }
+  return 8 + headerLength;
+}
+
+/**
+ * Parses and validates the header of a safetensors file of `fileLength` bytes from its first
+ * bytes (`prefix`, at least {@link safetensorsPrefixLength} of them), without touching the values:
+ * UTF-8, strict JSON without duplicate keys, entry fields, dtypes, shapes, offsets tiling the byte
+ * buffer exactly, metadata strings. Lets a reader check names and shapes, and refuse a file,
+ * before reading (or allocating for) gigabytes of values.
+ */
+export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number): SafetensorsHeader {
+  const prefixLength = safetensorsPrefixLength(prefix, fileLength);
+  if (prefix.length < prefixLength) {
+    throw fail('header', `must be given whole (${prefixLength} bytes)`, prefix.length);
+  }
+  const headerLength = prefixLength - 8;
+  const header = parseHeader(prefix, headerLength);
+  const bufferLength = fileLength - prefixLength;
+  const metadata: Record<string, string> = Object.create(null);
+  const entries: HeaderEntry[] = [];
+  for (const key of Object.keys(header)) {
+    if (key === METADATA_KEY) readMetadata(header[key], metadata);
+    else entries.push(readEntry(key, header[key], bufferLength));
+  }
+  checkTiling(entries, bufferLength);
+  const publicEntries = entries.map((entry) => {
+    const { name, dtype, spec, shape, elements, begin, end } = entry;
+    const info: SafetensorsEntry = Object.freeze({ name, dtype, tfDtype: spec.tfDtype, shape: Object.freeze([...shape]), elements, begin, end });
+    ENTRY_SPECS.set(info, spec);
+    return info;
+  });
+  return Object.freeze({ bufferStart: prefixLength, byteLength: fileLength, entries: Object.freeze(publicEntries), metadata });
+}
+
+/**
+ * Decodes the values of one entry of a {@link parseSafetensorsHeader} result from `bytes`, which
+ * hold the entry's `end - begin` bytes (and nothing else). Returns a new typed array (float32,
+ * int32, or 0/1 bytes for bool); a value outside int32 or a BOOL byte other than 0 or 1 is a
+ * {@link MieSerializationError}.
+ */
+export function decodeSafetensorsEntry(entry: SafetensorsEntry, bytes: Uint8Array): Float32Array | Int32Array | Uint8Array {
+  const spec = ENTRY_SPECS.get(entry);
+  if (spec === undefined) throw fail('entry', 'must come from parseSafetensorsHeader', entry);
+  checkUint8Array(bytes);
+  if (bytes.length !== entry.end - entry.begin) {
+    throw fail(`tensor ${describeValue(entry.name)} bytes`, `must be exactly ${entry.end - entry.begin} bytes`, bytes.length);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return spec.decode(bytes, view, 0, entry.elements, entry.name);
+}
+
+/** Creates the tensor of one decoded entry (the caller owns it). */
+export function safetensorsEntryTensor(entry: SafetensorsEntry, values: Float32Array | Int32Array | Uint8Array): tf.Tensor {
+  try {
+    return tf.tensor(values, [...entry.shape], entry.tfDtype);
+  } catch (error) {
+    throw fail(`tensor ${describeValue(entry.name)}`, `could not be created (${error instanceof Error ? error.message : String(error)})`, entry.shape);
+  }
+}
+
 /**
  * Parses a safetensors file. F32 stays float32; F16, BF16 (exactly) and F64 (rounded to nearest)
  * become float32; I32 stays int32; U8, I8, U16, I16, U32, I64 and U64 become int32 (a value
@@ -86,43 +194,17 @@ interface HeaderEntry {
  * allocated when reading fails. The caller owns (and disposes) the returned tensors.
  */
 export function readSafetensors(bytes: Uint8Array): SafetensorsContents {
-  // Buffers from another realm (Jest, worker threads) fail instanceof but carry the tag.
-  if (Object.prototype.toString.call(bytes) !== '[object Uint8Array]') {
-    throw fail('argument "bytes"', 'must be a Uint8Array', bytes);
-  }
-  if (bytes.length < 8) {
-    throw fail('file length', 'must be at least 8 bytes (the u64 header length field)', bytes.length);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const declaredLength = view.getBigUint64(0, true);
-  if (declaredLength > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
-    throw fail('header length', `must be at most ${SAFETENSORS_MAX_HEADER_BYTES} bytes`, declaredLength);
-  }
-  const headerLength = Number(declaredLength);
-  if (headerLength > bytes.length - 8) {
-    throw fail('header length', `must fit in the ${bytes.length - 8} bytes that follow the length field`, headerLength);
-  }
-  const header = parseHeader(bytes, headerLength);
-
-  const bufferStart = 8 + headerLength;
-  const bufferLength = bytes.length - bufferStart;
-  const metadata: Record<string, string> = Object.create(null);
-  const entries: HeaderEntry[] = [];
-  for (const key of Object.keys(header)) {
-    if (key === METADATA_KEY) readMetadata(header[key], metadata);
-    else entries.push(readEntry(key, header[key], bufferLength));
-  }
-  checkTiling(entries, bufferLength);
-
+  checkUint8Array(bytes);
+  const header = parseSafetensorsHeader(bytes, bytes.length);
   // Decode everything before creating any tensor, so a bad value leaves nothing to dispose.
-  const decoded = entries.map((entry) =>
-    entry.spec.decode(bytes, view, bufferStart + entry.begin, entry.elements, entry.name),
+  const decoded = header.entries.map((entry) =>
+    decodeSafetensorsEntry(entry, bytes.subarray(header.bufferStart + entry.begin, header.bufferStart + entry.end)),
   );
   const tensors: Record<string, tf.Tensor> = Object.create(null);
   const created: tf.Tensor[] = [];
   try {
-    entries.forEach((entry, i) => {
-      const tensor = createTensor(entry, decoded[i]);
+    header.entries.forEach((entry, i) => {
+      const tensor = safetensorsEntryTensor(entry, decoded[i]);
       created.push(tensor);
       tensors[entry.name] = tensor;
     });
@@ -130,17 +212,41 @@ export function readSafetensors(bytes: Uint8Array): SafetensorsContents {
     for (const tensor of created) tensor.dispose();
     throw error;
   }
-  return { tensors, metadata };
+  return { tensors, metadata: header.metadata };
+}
+
+function checkUint8Array(bytes: unknown): asserts bytes is Uint8Array {
+  // Buffers from another realm (Jest, worker threads) fail instanceof but carry the tag.
+  if (Object.prototype.toString.call(bytes) !== '[object Uint8Array]') {
+    throw fail('argument "bytes"', 'must be a Uint8Array', bytes);
+  }
 }
 
 /**
- * Serialises tensors (float32 as F32, int32 as I32, bool as BOOL) in key insertion order, with
- * `metadata` as `__metadata__` when given and non-empty. The header is padded with spaces so that
- * the byte buffer starts 8-byte aligned, as the reference implementation does. Throws a
- * {@link MieSerializationError} for an empty or reserved name, a value that is not a live
- * tensor, any other dtype, or a non-string metadata value.
+ * A safetensors file not yet materialised: its length and its bytes as a sequence of chunks
+ * (the header, then each tensor's values, read from the backend when the chunk is reached), so
+ * that a file of any size can be written with bounded memory. {@link encodeSafetensors} makes one.
  */
-export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Uint8Array {
+export interface SafetensorsEncoding {
+  /** Total length of the file in bytes. */
+  readonly byteLength: number;
+  /** The file's bytes in order; each call starts again from the beginning. */
+  chunks(): Iterable<Uint8Array>;
+}
+
+/** Largest chunk {@link encodeSafetensors} yields: file writes are bounded (Node refuses one write of 2 GiB or more). */
+const CHUNK_BYTES = 1 << 30;
+
+/**
+ * Plans the safetensors file of `tensors` (float32 as F32, int32 as I32, bool as BOOL) in key
+ * insertion order, with `metadata` as `__metadata__` when given and non-empty; the header is
+ * padded with spaces so that the byte buffer starts 8-byte aligned, as the reference implementation
+ * does. Everything is validated here; the values are read only when {@link SafetensorsEncoding.chunks}
+ * reaches them, so the tensors must stay alive until then. Throws a {@link MieSerializationError}
+ * for an empty or reserved name, a value that is not a live tensor, any other dtype, or a
+ * non-string metadata value.
+ */
+export function encodeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): SafetensorsEncoding {
   if (!isJsonObjectLike(tensors)) {
     throw new MieSerializationError(errorMessage(WRITER, 'argument "tensors"', 'must be an object mapping names to tensors', tensors));
   }
@@ -159,7 +265,7 @@ export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: 
     if (metadataParts.length > 0) headerParts.push(`${JSON.stringify(METADATA_KEY)}:{${metadataParts.join(',')}}`);
   }
 
-  const plans: { tensor: tf.Tensor; begin: number }[] = [];
+  const plans: tf.Tensor[] = [];
   let offset = 0;
   for (const name of Object.keys(tensors)) {
     const label = `tensor ${describeValue(name)}`;
@@ -177,7 +283,7 @@ export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: 
     headerParts.push(
       `${JSON.stringify(name)}:{"dtype":"${dtype.name}","shape":[${tensor.shape.join(',')}],"data_offsets":[${offset},${end}]}`,
     );
-    plans.push({ tensor, begin: offset });
+    plans.push(tensor);
     offset = end;
   }
 
@@ -188,26 +294,70 @@ export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: 
       errorMessage(WRITER, 'header length', `must be at most ${SAFETENSORS_MAX_HEADER_BYTES} bytes for readers to accept it`, paddedLength),
     );
   }
-  const bufferStart = 8 + paddedLength;
-  const out = new Uint8Array(bufferStart + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(paddedLength), true);
-  out.set(headerBytes, 8);
-  out.fill(0x20, 8 + headerBytes.length, bufferStart);
-  for (const { tensor, begin } of plans) writeValues(tensor, out, bufferStart + begin);
+  const prefix = new Uint8Array(8 + paddedLength);
+  new DataView(prefix.buffer).setBigUint64(0, BigInt(paddedLength), true);
+  prefix.set(headerBytes, 8);
+  prefix.fill(0x20, 8 + headerBytes.length);
+  return {
+    byteLength: prefix.length + offset,
+    *chunks() {
+      yield prefix;
+      for (const tensor of plans) {
+        if (tensor.isDisposed) throw new MieSerializationError(errorMessage(WRITER, 'tensor', 'was disposed before its values were written'));
+        yield* valueChunks(tensor);
+      }
+    },
+  };
+}
+
+/**
+ * Serialises `tensors` as one safetensors file in memory: {@link encodeSafetensors}, materialised.
+ * A file too large for one buffer is a {@link MieSerializationError}: write it to disk with
+ * `writeFilesAtomically(dir, [[name, encodeSafetensors(...)]])` instead, which streams it.
+ */
+export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Uint8Array {
+  const encoding = encodeSafetensors(tensors, metadata);
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(encoding.byteLength);
+  } catch {
+    throw new MieSerializationError(
+      errorMessage(WRITER, 'file', 'is too large for one buffer in this runtime; stream it to disk with writeFilesAtomically(dir, [[name, encodeSafetensors(tensors)]]) (model.save does)', `${encoding.byteLength} bytes`),
+    );
+  }
+  let offset = 0;
+  for (const chunk of encoding.chunks()) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
   return out;
 }
 
-function writeValues(tensor: tf.Tensor, out: Uint8Array, start: number): void {
+/** The little-endian bytes of a tensor's values, in chunks of at most {@link CHUNK_BYTES}. */
+function* valueChunks(tensor: tf.Tensor): Generator<Uint8Array> {
   const data = tensor.dataSync();
   if (tensor.dtype === 'bool') {
-    for (let i = 0; i < data.length; i++) out[start + i] = data[i] ? 1 : 0;
+    for (let start = 0; start < data.length; start += CHUNK_BYTES) {
+      const count = Math.min(CHUNK_BYTES, data.length - start);
+      const out = new Uint8Array(count);
+      for (let i = 0; i < count; i++) out[i] = data[start + i] ? 1 : 0;
+      yield out;
+    }
     return;
   }
-  // Byte copies rather than element copies keep NaN payloads bit-exact.
+  // Byte views rather than element copies keep NaN payloads bit-exact (and copy nothing).
   const typed = tensor.dtype === 'float32' ? asTyped(data, Float32Array) : asTyped(data, Int32Array);
-  const region = out.subarray(start, start + typed.byteLength);
-  region.set(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength));
-  if (!LITTLE_ENDIAN_HOST) swapBytes(region, 4);
+  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+  for (let start = 0; start < bytes.length; start += CHUNK_BYTES) {
+    const chunk = bytes.subarray(start, Math.min(bytes.length, start + CHUNK_BYTES));
+    if (LITTLE_ENDIAN_HOST) {
+      yield chunk;
+    } else {
+      const swapped = chunk.slice();
+      swapBytes(swapped, 4);
+      yield swapped;
+    }
+  }
 }
 
 function asTyped<T extends Float32Array | Int32Array>(data: ArrayLike<unknown>, ctor: { new (n: number): T; from(a: ArrayLike<number>): T }): T {
@@ -327,14 +477,6 @@ function checkTiling(entries: HeaderEntry[], bufferLength: number): void {
   }
   if (cursor !== bufferLength) {
     throw fail('byte buffer length', `must be exactly ${cursor} (the end of the last tensor), so there are trailing bytes`, bufferLength);
-  }
-}
-
-function createTensor(entry: HeaderEntry, values: DecodedValues): tf.Tensor {
-  try {
-    return tf.tensor(values, entry.shape, entry.spec.tfDtype);
-  } catch (error) {
-    throw fail(`tensor ${describeValue(entry.name)}`, `could not be created (${error instanceof Error ? error.message : String(error)})`, entry.shape);
   }
 }
 

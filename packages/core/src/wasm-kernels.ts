@@ -184,6 +184,20 @@ function gatherRows(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
   return out;
 }
 
+/**
+ * The stock wasm Transpose divides by a zero dimension (a `RuntimeError: divide by zero` from the
+ * module) when the tensor is empty, which an empty batch in attention is: an empty input gives an
+ * empty output of the permuted shape without calling the module.
+ */
+function emptySafeTranspose(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (tf.util.sizeFromShape(x.shape) !== 0) return stock(args);
+    const { perm } = args.attrs as { perm: number[] };
+    return (args.backend as BackendWasm).makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
+  };
+}
+
 let stockGather: tf.KernelConfig | undefined;
 let stockIdentity: tf.KernelConfig | undefined;
 let stockSum: tf.KernelConfig | undefined;
@@ -199,6 +213,12 @@ export function registerWasmKernels(): void {
   ];
   for (const [kernelName, kernelFunc] of kernels) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+  }
+  // A correctness fix, kept even with MIE_WASM_KERNELS=stock.
+  const transpose = tf.getKernel('Transpose', 'wasm');
+  if (transpose) {
+    tf.unregisterKernel('Transpose', 'wasm');
+    tf.registerKernel({ ...transpose, kernelFunc: emptySafeTranspose(transpose.kernelFunc) });
   }
   if (process.env.MIE_WASM_KERNELS === 'stock') return;
   stockIdentity = tf.getKernel('Identity', 'wasm');
