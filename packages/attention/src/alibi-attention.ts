@@ -5,11 +5,11 @@
  *
  * Legend: b batch, h heads, q query length, k key length, d head size.
  */
-import { Module, checkDropout, checkOptions, checkPositiveInteger, tf } from '@mie/core';
+import { checkCallOptions, Module, buffer, checkDropout, checkOptions, checkPositiveInteger, tf } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
 import { KeyValueCache } from './kv-cache';
-import { buildAttentionMask, type AttentionMaskOptions } from './masks';
-import { checkCache, checkHeadCount, checkPositions } from './options';
+import { ATTENTION_MASK_OPTIONS, buildAttentionMask, type AttentionMaskOptions } from './masks';
+import { checkAttentionMemory, checkCache, checkHeadCount, checkPositions } from './options';
 import { checkSequence, headsFirst, mergeHeads, splitHeads } from './projections';
 import { scaledDotProductAttention } from './scaled-dot-product-attention';
 
@@ -79,7 +79,7 @@ export class ALiBiAttention extends Module {
     this.kProj = linear();
     this.vProj = linear();
     this.outProj = linear();
-    this.slopes = tf.keep(tf.tensor4d(alibiSlopes(numHeads), [1, numHeads, 1, 1]));
+    this.slopes = buffer([1, numHeads, 1, 1], () => tf.tensor4d(alibiSlopes(numHeads), [1, numHeads, 1, 1]));
   }
 
   /** The bias `[1, h, q, k]` for queries at positions `offset ..` and keys at `0 .. k-1`. */
@@ -92,14 +92,16 @@ export class ALiBiAttention extends Module {
     });
   }
 
-  forward(x: tf.Tensor, options: ALiBiAttentionCallOptions = {}): tf.Tensor {
+  forward(x: tf.Tensor, callOptions?: ALiBiAttentionCallOptions): tf.Tensor {
     const name = 'ALiBiAttention';
+    const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, 'cache']);
     const { hiddenSize, numHeads, maxSeqLength } = this.config;
     checkSequence(name, 'input x', x, hiddenSize, 'hiddenSize');
     checkCache(name, options.cache);
     const [batch, queryLength] = x.shape;
     const offset = options.cache?.length ?? 0;
     checkPositions(name, offset, queryLength, maxSeqLength);
+    checkAttentionMemory(name, batch, numHeads, queryLength, offset + queryLength, hiddenSize);
     return tf.tidy(() => {
       const q = headsFirst(splitHeads(this.qProj.forward(x), numHeads)); // [b, q, e] -> [b, h, q, d]
       let keys = headsFirst(splitHeads(this.kProj.forward(x), numHeads));

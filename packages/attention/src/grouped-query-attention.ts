@@ -7,11 +7,11 @@
  * Legend: b batch, h query heads, g key/value heads, r = h / g queries per group, q query
  * length, k key length, d head size.
  */
-import { Module, checkDropout, checkOptions, checkPositiveInteger, tf } from '@mie/core';
+import { checkCallOptions, Module, checkDropout, checkOptions, checkPositiveInteger, tf } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
 import { KeyValueCache } from './kv-cache';
-import { buildAttentionMask, type AttentionMaskOptions } from './masks';
-import { checkCache, checkHeadCount } from './options';
+import { ATTENTION_MASK_OPTIONS, buildAttentionMask, type AttentionMaskOptions } from './masks';
+import { checkAttentionMemory, checkCache, checkHeadCount } from './options';
 import { checkSequence, headsFirst, mergeHeads, splitHeads } from './projections';
 import { scaledDotProductAttention } from './scaled-dot-product-attention';
 
@@ -70,8 +70,9 @@ export class GroupedQueryAttention extends Module {
     this.outProj = linear(dModel);
   }
 
-  forward(x: tf.Tensor, options: GroupedQueryAttentionCallOptions = {}): tf.Tensor {
+  forward(x: tf.Tensor, callOptions?: GroupedQueryAttentionCallOptions): tf.Tensor {
     const name = 'GroupedQueryAttention';
+    const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, 'cache']);
     const { dModel, numHeads, numKeyValueHeads } = this.config;
     checkSequence(name, 'input x', x, dModel, 'dModel');
     checkCache(name, options.cache);
@@ -79,6 +80,7 @@ export class GroupedQueryAttention extends Module {
     const groups = numKeyValueHeads;
     const perGroup = numHeads / groups;
     const headDim = dModel / numHeads;
+    checkAttentionMemory(name, batch, numHeads, queryLength, (options.cache?.length ?? 0) + queryLength, dModel);
     return tf.tidy(() => {
       const q = headsFirst(splitHeads(this.qProj.forward(x), numHeads)); // [b, q, e] -> [b, h, q, d]
       let keys = headsFirst(splitHeads(this.kProj.forward(x), groups)); // -> [b, g, k, d]

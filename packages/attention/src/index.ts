@@ -22,5 +22,6 @@ export {
   fromTorchBoolMask,
   fromAdditiveMask,
   BLOCKED_SCORE,
+  ATTENTION_MASK_OPTIONS,
   type AttentionMaskOptions,
 } from './masks';

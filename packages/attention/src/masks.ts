@@ -10,6 +10,9 @@
 import { MieShapeError, describeValue, tf } from '@mie/core';
 
 /** Call-time masking options shared by every attention module. */
+/** The keys of {@link AttentionMaskOptions}. */
+export const ATTENTION_MASK_OPTIONS = ['mask', 'keyPaddingMask', 'causal'] as const;
+
 export interface AttentionMaskOptions {
   /** Allowed positions, broadcastable to `[batch, heads, queryLength, keyLength]` (bool or 0/1). */
   mask?: tf.Tensor;

@@ -5,7 +5,7 @@
  *
  * Legend: b batch, h heads, q query length, k key length, d head size, e embedding size (h x d).
  */
-import {
+import { checkCallOptions,
   MieConfigError,
   MieSerializationError,
   Module,
@@ -13,14 +13,16 @@ import {
   checkDropout,
   checkOptions,
   checkPositiveInteger,
+  describeValue,
   errorMessage,
+  listForMessage,
   tf,
 } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
 import { RotaryPositionEncoding } from '@mie/positional';
 import { KeyValueCache } from './kv-cache';
-import { buildAttentionMask, type AttentionMaskOptions } from './masks';
-import { checkCache, checkHeadCount, checkSameBatch } from './options';
+import { ATTENTION_MASK_OPTIONS, buildAttentionMask, type AttentionMaskOptions } from './masks';
+import { checkAttentionMemory, checkCache, checkHeadCount, checkSameBatch } from './options';
 import { checkSequence, headsFirst, mergeHeads, splitHeads } from './projections';
 import { scaledDotProductAttention } from './scaled-dot-product-attention';
 
@@ -104,8 +106,9 @@ export class MultiHeadAttention extends Module {
     this.rotary = useRotaryEmbeddings ? new RotaryPositionEncoding({ headDim: inputDim / numHeads, maxSeqLength }) : null;
   }
 
-  forward(query: tf.Tensor, key: tf.Tensor, value: tf.Tensor, options: MultiHeadAttentionCallOptions = {}): [tf.Tensor, tf.Tensor] {
+  forward(query: tf.Tensor, key: tf.Tensor, value: tf.Tensor, callOptions?: MultiHeadAttentionCallOptions): [tf.Tensor, tf.Tensor] {
     const name = 'MultiHeadAttention';
+    const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, 'cache', 'projectedKeyValue']);
     const { inputDim, numHeads } = this.config;
     checkSequence(name, 'query', query, inputDim, 'inputDim');
     checkSequence(name, 'key', key, inputDim, 'inputDim');
@@ -118,6 +121,8 @@ export class MultiHeadAttention extends Module {
     if (projectedKeyValue && cache) {
       throw new MieConfigError(`${name}: pass either cache (self-attention) or projectedKeyValue (cross-attention), not both.`);
     }
+    const keyLength = projectedKeyValue ? (projectedKeyValue.keys?.shape?.[2] ?? 0) : offset + (key.shape[1] as number);
+    checkAttentionMemory(name, query.shape[0] as number, numHeads, query.shape[1] as number, keyLength, inputDim);
     return tf.tidy(() => {
       let q = splitHeads(this.qProj.forward(query), numHeads); // [b, q, e] -> [b, q, h, d]
       let keys: tf.Tensor;
@@ -194,7 +199,7 @@ export function torchMultiheadAttentionToMie(state: TorchMultiheadAttentionState
     .filter(([key, shape]) => !(state[key] instanceof tf.Tensor) || !tf.util.arraysEqual(state[key].shape, shape))
     .map(([key, shape]) => `"${key}" must be a tensor of shape [${shape.join(', ')}]${state[key] instanceof tf.Tensor ? `, got [${state[key].shape.join(', ')}]` : ' (missing)'}`);
   const unexpected = Object.keys(state).filter((key) => !required.some(([name]) => name === key));
-  if (unexpected.length) problems.push(`unexpected keys ${unexpected.map((k) => `"${k}"`).join(', ')}`);
+  if (unexpected.length) problems.push(`unexpected keys ${listForMessage(unexpected.map((k) => describeValue(k)))}`);
   if (problems.length) throw new MieSerializationError(`${where}: ${problems.join('; ')}.`);
   return tf.tidy(() => {
     const [qw, kw, vw] = tf.split(state['in_proj_weight'], 3, 0);

@@ -1,5 +1,5 @@
 /** Checks specific to attention modules (the generic ones live in @mie/core). */
-import { MieConfigError, MieShapeError, describeValue, errorMessage, type tf } from '@mie/core';
+import { MieConfigError, MieShapeError, checkAllocation, describeValue, errorMessage, float32Bytes, type tf } from '@mie/core';
 import { KeyValueCache } from './kv-cache';
 
 /** `heads` must divide `width` (each head gets `width / heads` features). */
@@ -17,6 +17,17 @@ export function checkSameBatch(module: string, query: tf.Tensor, key: tf.Tensor,
   if (key.shape[1] !== value.shape[1]) {
     throw new MieShapeError(`${module}: key and value must have the same length. Received: ${key.shape[1]} and ${value.shape[1]}.`);
   }
+}
+
+/**
+ * Refuses (MieResourceError) an attention call whose tensors would not fit in the backend's
+ * memory, before its projections run: the scores `[b, h, q, k]` (several live copies through
+ * softmax and its gradient) and the projected queries, keys, values and outputs `[b, q|k, width]`.
+ */
+export function checkAttentionMemory(module: string, batch: number, heads: number, queryLength: number, keyLength: number, width: number): void {
+  const scores = 4 * float32Bytes(batch, heads, queryLength, keyLength);
+  const projections = 3 * float32Bytes(batch, queryLength + 2 * keyLength, width);
+  checkAllocation(module, `attention over batch ${batch} (${heads} heads, ${queryLength} queries x ${keyLength} keys)`, scores + projections);
 }
 
 /** `cache`, when given, must be a {@link KeyValueCache}. */

@@ -4,7 +4,7 @@
  *
  * Legend: b batch, h heads, q query length, k key length, d head size.
  */
-import { MieConfigError, MieShapeError, Module, describeValue, dropout, errorMessage, tf } from '@mie/core';
+import { checkAllocation, checkCallOptions, float32Bytes, MieConfigError, MieShapeError, Module, describeValue, dropout, errorMessage, tf } from '@mie/core';
 import { maskedSoftmax } from './masks';
 
 /** Inputs of the functional attention core shared by every attention module. */
@@ -16,7 +16,12 @@ export interface AttentionCoreOptions {
   /** Dropout rate on the attention weights, applied when `training`. */
   dropout?: number;
   training?: boolean;
+  /** The module computing, for error messages. */
+  module?: string;
 }
+
+/** Live copies of the scores a forward and backward pass hold at once (scores, softmax, weights, gradients). */
+const SCORE_COPIES = 4;
 
 /**
  * The attention computation on `q [..., q, d]`, `k [..., k, d]`, `v [..., k, dv]`:
@@ -27,8 +32,12 @@ export function scaledDotProductAttention(
   q: tf.Tensor,
   k: tf.Tensor,
   v: tf.Tensor,
-  { allowed = null, bias = null, dropout: rate = 0, training = false }: AttentionCoreOptions = {},
+  { allowed = null, bias = null, dropout: rate = 0, training = false, module = 'scaledDotProductAttention' }: AttentionCoreOptions = {},
 ): [tf.Tensor, tf.Tensor] {
+  // The scores are the largest tensors of a transformer: refuse what would not fit (a huge batch)
+  // before the backend is asked for it.
+  const scoreShape = [...q.shape.slice(0, -1), k.shape[k.rank - 2]];
+  checkAllocation(module, `attention scores [${scoreShape.join(', ')}]`, SCORE_COPIES * float32Bytes(...scoreShape));
   return tf.tidy(() => {
     const headDim = q.shape[q.rank - 1];
     let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(headDim)); // [.., q, d] x [.., k, d]ᵀ -> [.., q, k]
@@ -62,8 +71,9 @@ export class ScaledDotProductAttention extends Module {
     this.config = { dropout: rate };
   }
 
-  forward(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, { mask }: { mask?: tf.Tensor } = {}): [tf.Tensor, tf.Tensor] {
+  forward(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options?: { mask?: tf.Tensor }): [tf.Tensor, tf.Tensor] {
     const name = 'ScaledDotProductAttention';
+    const { mask } = checkCallOptions(`${name}.forward`, options, ['mask']);
     for (const [arg, t] of [['query', q], ['key', k], ['value', v]] as const) {
       if (!(t instanceof tf.Tensor) || t.isDisposed || t.rank < 2 || t.dtype !== 'float32') {
         throw new MieShapeError(`${name}: ${arg} must be a float32 tensor [..., length, features]. Received: ${describeValue(t)}.`);

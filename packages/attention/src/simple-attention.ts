@@ -8,9 +8,10 @@
  * Read it before `MultiHeadAttention`, which runs this once per head on slices of the width and
  * mixes the heads with an output projection.
  */
-import { Module, checkOptions, checkPositiveInteger, tf } from '@mie/core';
+import { checkCallOptions, Module, checkOptions, checkPositiveInteger, tf } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
 import { buildAttentionMask } from './masks';
+import { checkAttentionMemory } from './options';
 import { checkSequence } from './projections';
 import { scaledDotProductAttention } from './scaled-dot-product-attention';
 
@@ -48,10 +49,12 @@ export class SimpleAttention extends Module {
     this.vProj = linear();
   }
 
-  forward(x: tf.Tensor, { mask }: { mask?: tf.Tensor } = {}): [tf.Tensor, tf.Tensor] {
+  forward(x: tf.Tensor, options?: { mask?: tf.Tensor }): [tf.Tensor, tf.Tensor] {
     const name = 'SimpleAttention';
+    const { mask } = checkCallOptions(`${name}.forward`, options, ['mask']);
     checkSequence(name, 'input x', x, this.config.inputDim, 'inputDim');
     const [batch, length] = x.shape;
+    checkAttentionMemory(name, batch, 1, length, length, Math.max(this.config.inputDim, this.config.attentionDim));
     return tf.tidy(() => {
       // A rank-3 mask [b, t, t] is one per batch element; as [b, 1, t, t] it fits the helper.
       const allowed = buildAttentionMask(name, { mask }, { batch, heads: 1, queryLength: length, keyLength: length });

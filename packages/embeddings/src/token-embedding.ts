@@ -4,7 +4,7 @@
  *
  * Shapes: b batch, t sequence length, d dModel, V vocabSize.
  */
-import { MieConfigError, MieShapeError, Module, describeValue, errorMessage, parameter, tf, xavierUniform } from '@mie/core';
+import { float32Bytes, checkAllocation, MieConfigError, MieShapeError, Module, describeValue, errorMessage, parameter, tf, xavierUniform } from '@mie/core';
 
 const MODULE = 'TokenEmbedding';
 
@@ -100,8 +100,8 @@ export class TokenEmbedding extends Module {
     const { vocabSize, dModel, paddingIdx } = this.config;
     this.#scale = Math.sqrt(dModel);
     this.#scaleMaskingGradient = paddingIdx === null ? null : scaleMaskingGradient(this.#scale);
-    this.weight = parameter(() => {
-      const table = xavierUniform([vocabSize, dModel]);
+    this.weight = parameter([vocabSize, dModel], (shape) => {
+      const table = xavierUniform(shape);
       if (paddingIdx === null) return table;
       // Zero the padding row, as nn.Embedding's reset_parameters does (+0, not the -0 of a multiply).
       const isPaddingRow = tf.reshape(tf.equal(tf.range(0, vocabSize, 1, 'int32'), tf.scalar(paddingIdx, 'int32')), [vocabSize, 1]); // [V] -> [V, 1]
@@ -120,6 +120,7 @@ export class TokenEmbedding extends Module {
    */
   forward(ids: tf.Tensor): tf.Tensor {
     checkIds(ids, this.config.vocabSize);
+    checkAllocation(MODULE, `embeddings [${ids.shape.join(', ')}, ${this.config.dModel}]`, 2 * float32Bytes(ids.size, this.config.dModel));
     return tf.tidy(() => {
       const rows = tf.gather(this.weight, ids); // [b, t] -> [b, t, d]
       const { paddingIdx } = this.config;
@@ -142,6 +143,8 @@ export class TokenEmbedding extends Module {
         errorMessage(MODULE, 'attend(x): x', `must be a live float32 tensor [batch, seq, dModel = ${dModel}]`, x),
       );
     }
+    const [rowsOf, seqOf] = x.shape as [number, number, number];
+    checkAllocation(MODULE, `attend(x): logits [${rowsOf}, ${seqOf}, ${vocabSize}]`, float32Bytes(rowsOf, seqOf, vocabSize));
     return tf.tidy(() => {
       const [batch, seq] = x.shape;
       const flat = tf.reshape(x, [batch * seq, dModel]); // [b, t, d] -> [b*t, d]: a 2-D matmul is much faster on wasm

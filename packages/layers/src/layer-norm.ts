@@ -36,8 +36,8 @@ export class LayerNorm extends Module {
       eps: checkPositiveNumber('LayerNorm', 'eps', eps),
       elementwiseAffine: checkBoolean('LayerNorm', 'elementwiseAffine', elementwiseAffine),
     });
-    this.weight = elementwiseAffine ? parameter(() => tf.ones([normalizedShape])) : null;
-    this.bias = elementwiseAffine ? parameter(() => tf.zeros([normalizedShape])) : null;
+    this.weight = elementwiseAffine ? parameter([normalizedShape], (shape) => tf.ones(shape)) : null;
+    this.bias = elementwiseAffine ? parameter([normalizedShape], (shape) => tf.zeros(shape)) : null;
   }
 
   /** Normalises `x [..., normalizedShape]` (float32, any rank >= 1) over its last dimension; same shape out. */

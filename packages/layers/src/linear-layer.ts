@@ -1,4 +1,4 @@
-import { checkBoolean, checkDropout, checkFeatures, checkInitType, checkOptions, checkPositiveInteger, dropout, initialize, Module, parameter, tf, uniform, type InitType } from '@mie/core';
+import { float32Bytes, checkAllocation, checkBoolean, checkDropout, checkFeatures, checkInitType, checkOptions, checkPositiveInteger, dropout, initialize, Module, parameter, tf, uniform, type InitType } from '@mie/core';
 import { LayerNorm } from './layer-norm';
 
 /** Options of {@link LinearLayer}. */
@@ -65,8 +65,8 @@ export class LinearLayer extends Module {
       dropout: checkDropout('LinearLayer', rate),
       useLayerNorm: checkBoolean('LinearLayer', 'useLayerNorm', useLayerNorm),
     });
-    this.weight = parameter(() => initialize(initType, [outFeatures, inFeatures]));
-    this.bias = bias ? parameter(() => uniform([outFeatures], 1 / Math.sqrt(inFeatures))) : null;
+    this.weight = parameter([outFeatures, inFeatures], (shape) => initialize(initType, shape));
+    this.bias = bias ? parameter([outFeatures], (shape) => uniform(shape, 1 / Math.sqrt(inFeatures))) : null;
     this.layerNorm = useLayerNorm ? new LayerNorm({ normalizedShape: outFeatures }) : null;
   }
 
@@ -74,6 +74,8 @@ export class LinearLayer extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     const { inFeatures, outFeatures } = this.config;
     checkFeatures('LinearLayer', 'input x', x, inFeatures, 'inFeatures');
+    // Output (and its bias, norm and dropout copies): refused before the backend is asked for it.
+    checkAllocation('LinearLayer', `output [${[...x.shape.slice(0, -1), outFeatures].join(', ')}]`, 2 * float32Bytes(x.size / inFeatures, outFeatures));
     return tf.tidy(() => {
       const leading = x.shape.slice(0, -1);
       // One 2-D matmul whatever the rank: [..., in] -> [n, in] (wasm is far faster on 2-D operands).

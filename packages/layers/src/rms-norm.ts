@@ -43,7 +43,7 @@ export class RMSNorm extends Module {
       eps: checkPositiveNumber('RMSNorm', 'eps', eps),
       elementwiseAffine: checkBoolean('RMSNorm', 'elementwiseAffine', elementwiseAffine),
     });
-    this.weight = elementwiseAffine ? parameter(() => tf.ones([normalizedShape])) : null;
+    this.weight = elementwiseAffine ? parameter([normalizedShape], (shape) => tf.ones(shape)) : null;
   }
 
   /** Normalises `x [..., normalizedShape]` (float32, any rank >= 1) over its last dimension; same shape out. */

@@ -12,6 +12,7 @@ import {
   checkOptions,
   checkPositiveInteger,
   dropout,
+  buffer,
   normal,
   parameter,
   tf,
@@ -123,9 +124,9 @@ export class PositionalEncoding extends Module {
     if (encodingType === 'learned') {
       // GPT-2 / BERT initialise position tables with N(0, 0.02^2): small next to the token
       // embeddings, unlike nn.Embedding's N(0, 1), which would drown them.
-      this.weight = parameter(() => normal([maxSeqLength, dModel], 0.02));
+      this.weight = parameter([maxSeqLength, dModel], (shape) => normal(shape, 0.02));
     } else {
-      this.table = sinusoidalEncodings(maxSeqLength, dModel);
+      this.table = buffer([maxSeqLength, dModel], () => sinusoidalEncodings(maxSeqLength, dModel));
     }
   }
 

@@ -4,7 +4,7 @@
  * position, so that `q . k` depends on the positions only through their difference.
  * Legend: b batch, s sequence length, h heads, d headDim, d/2 pairs.
  */
-import { MieConfigError, Module, checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, errorMessage, tf } from '@mie/core';
+import { MieConfigError, Module, buffer, checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, errorMessage, tf } from '@mie/core';
 import { renderHeatmap, renderHeatmapSvg, type HeatmapOptions } from './heatmap';
 import { checkCount, checkOffset, checkPositions } from './positions';
 
@@ -93,18 +93,24 @@ export class RotaryPositionEncoding extends Module {
 
     // Angles in float64, rounded to float32 once. Column j rotates with pair j mod d/2 (rotate
     // half: HF's cat(freqs, freqs)) or pair floor(j / 2) (interleaved: repeat_interleave(freqs, 2)).
-    const half = headDim / 2;
-    const cos = new Float32Array(maxSeqLength * headDim);
-    const sin = new Float32Array(maxSeqLength * headDim);
-    for (let j = 0; j < headDim; j++) {
-      const f = frequency(interleaved ? Math.floor(j / 2) : j % half, headDim, base);
-      for (let p = 0; p < maxSeqLength; p++) {
-        cos[p * headDim + j] = Math.cos(p * f);
-        sin[p * headDim + j] = Math.sin(p * f);
+    // Computed once for both tables, and only when they are built (not in a layout pass).
+    let angles: { cos: Float32Array; sin: Float32Array } | undefined;
+    const tables = () => {
+      if (angles) return angles;
+      const half = headDim / 2;
+      const cos = new Float32Array(maxSeqLength * headDim);
+      const sin = new Float32Array(maxSeqLength * headDim);
+      for (let j = 0; j < headDim; j++) {
+        const f = frequency(interleaved ? Math.floor(j / 2) : j % half, headDim, base);
+        for (let p = 0; p < maxSeqLength; p++) {
+          cos[p * headDim + j] = Math.cos(p * f);
+          sin[p * headDim + j] = Math.sin(p * f);
+        }
       }
-    }
-    this.cosTable = tf.tensor2d(cos, [maxSeqLength, headDim]);
-    this.sinTable = tf.tensor2d(sin, [maxSeqLength, headDim]);
+      return (angles = { cos, sin });
+    };
+    this.cosTable = buffer([maxSeqLength, headDim], () => tf.tensor2d(tables().cos, [maxSeqLength, headDim]));
+    this.sinTable = buffer([maxSeqLength, headDim], () => tf.tensor2d(tables().sin, [maxSeqLength, headDim]));
   }
 
   /**

@@ -6,7 +6,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fsp from 'node:fs/promises';
-import { BaseModel, Module, readSafetensors, setBackend, tf, writeSafetensors, type BackendChoice } from '@mie/core';
+import { BaseModel, MieConfigError, Module, readSafetensors, setBackend, stateLayout, tf, writeSafetensors, type BackendChoice } from '@mie/core';
 
 /** A module that keeps its constructor options as `config`. */
 export type ConfigurableModule = Module & { readonly config: object };
@@ -129,6 +129,17 @@ export async function runModuleTest(
     const layout = (m: Module) => m.namedParameters().map(([key, v]) => `${key}:${v.shape.join('x')}`).join(',');
     if (layout(twin) !== layout(module)) fail(name, 'config round trip', `parameter layout differs:\n${layout(twin)}\nvs\n${layout(module)}`);
 
+    // 1b. The layout a config implies, learnt without allocating (what BaseModel.load checks a
+    // checkpoint against before building it), is the module's state dict.
+    const before = tf.memory().numTensors;
+    const implied = stateLayout(() => new Ctor(module.config));
+    if (tf.memory().numTensors !== before) fail(name, 'layout', `a layout pass allocated ${tf.memory().numTensors - before} tensors`);
+    const impliedText = implied.entries.map((e) => `${e.name}:${e.shape.join('x')}`).join(',');
+    if (impliedText !== layout(module)) fail(name, 'layout', `stateLayout differs from the state dict:\n${impliedText}\nvs\n${layout(module)}`);
+    if (implied.parameterElements !== module.countParameters({ trainableOnly: false })) {
+      fail(name, 'layout', `stateLayout counts ${implied.parameterElements} parameters, the module ${module.countParameters({ trainableOnly: false })}`);
+    }
+
     // 2. Parameter count.
     const count = module.countParameters({ trainableOnly: false });
     const summed = module.parameters().reduce((total, v) => total + v.size, 0);
@@ -225,6 +236,16 @@ export async function runModuleTest(
     module.dispose();
     if (tf.memory().numTensors !== baseline) {
       fail(name, 'tensor leak', `${tf.memory().numTensors - baseline} tensors remain after dispose()`);
+    }
+    // 7. A disposed module refuses clearly.
+    let refusal: unknown;
+    try {
+      runForward(module, inputs, options);
+    } catch (error) {
+      refusal = error;
+    }
+    if (!(refusal instanceof MieConfigError) || !/disposed/.test(refusal.message)) {
+      fail(name, 'disposed module', `forward after dispose() should throw a MieConfigError; got ${String(refusal)}`);
     }
   } finally {
     for (const d of disposables) d.dispose();

@@ -6,7 +6,7 @@
  *
  * Legend: b batch, s source length, t target length, V target vocabulary, d dModel.
  */
-import { BaseModel, MieConfigError, MieShapeError, checkBoolean, checkOptions, checkPositiveInteger, errorMessage, registerModel, tf } from '@mie/core';
+import { checkCallOptions, BaseModel, MieConfigError, MieShapeError, checkBoolean, checkOptions, checkPositiveInteger, errorMessage, registerModel, tf } from '@mie/core';
 import type { KeyValueCache, ProjectedKeyValue } from '@mie/attention';
 import { LinearLayer, type ActivationName } from '@mie/layers';
 import { resolveStackOptions, type PositionalEncodingKind } from './stack-options';
@@ -176,12 +176,14 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
   }
 
   /** Encodes `src [b, s]` int32 -> memory `[b, s, dModel]`. */
-  encode(src: tf.Tensor, { srcKeyPaddingMask }: { srcKeyPaddingMask?: tf.Tensor } = {}): tf.Tensor {
+  encode(src: tf.Tensor, options?: { srcKeyPaddingMask?: tf.Tensor }): tf.Tensor {
+    const { srcKeyPaddingMask } = checkCallOptions('EncoderDecoderTransformer.encode', options, ['srcKeyPaddingMask']);
     return tf.tidy(() => this.encoder.forward(src, { keyPaddingMask: srcKeyPaddingMask ?? this.paddingMask(src) ?? undefined }));
   }
 
   /** Decodes `tgt [b, t]` against `memory` -> logits `[b, t, V]` (causal self-attention). */
-  decode(tgt: tf.Tensor, memory: tf.Tensor, options: DecodeOptions = {}): tf.Tensor {
+  decode(tgt: tf.Tensor, memory: tf.Tensor, callOptions?: DecodeOptions): tf.Tensor {
+    const options = checkCallOptions('EncoderDecoderTransformer.decode', callOptions, ['tgtKeyPaddingMask', 'memoryKeyPaddingMask', 'caches', 'memoryKeyValues']);
     return tf.tidy(() => {
       const hidden = this.decoder.forward(tgt, memory, {
         causal: true,
@@ -201,7 +203,8 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
 
   forward(src: tf.Tensor, tgt: tf.Tensor, options?: EncoderDecoderCallOptions & { returnAttention?: false }): tf.Tensor;
   forward(src: tf.Tensor, tgt: tf.Tensor, options: EncoderDecoderCallOptions & { returnAttention: true }): EncoderDecoderOutput;
-  forward(src: tf.Tensor, tgt: tf.Tensor, options: EncoderDecoderCallOptions = {}): tf.Tensor | EncoderDecoderOutput {
+  forward(src: tf.Tensor, tgt: tf.Tensor, callOptions?: EncoderDecoderCallOptions): tf.Tensor | EncoderDecoderOutput {
+    const options = checkCallOptions('EncoderDecoderTransformer.forward', callOptions, ['srcKeyPaddingMask', 'tgtKeyPaddingMask', 'returnAttention']);
     this.checkPair(src, tgt, options);
     return tf.tidy(() => {
       const srcMask = options.srcKeyPaddingMask ?? this.paddingMask(src) ?? undefined;
@@ -252,7 +255,7 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
    * token ids without the BOS, up to and including the EOS, `numReturnSequences` rows per source.
    * See generation.ts.
    */
-  generate(src: tf.Tensor, options?: GenerateOptions): Promise<GenerationOutput> {
+  async generate(src: tf.Tensor, options?: GenerateOptions): Promise<GenerationOutput> {
     return generateSequences(this, src, options);
   }
 

@@ -10,7 +10,7 @@
  *
  * Legend: b sources, s source length, k rows per source (beams or return sequences), V vocabulary.
  */
-import { MieConfigError, MieShapeError, checkOptions, errorMessage, nextSeed, tf, type Module } from '@mie/core';
+import { MieConfigError, MieShapeError, checkAllocation, checkOptions, errorMessage, float32Bytes, nextSeed, tf, type Module } from '@mie/core';
 import { KeyValueCache, type ProjectedKeyValue } from '@mie/attention';
 import { BeamHypotheses, beamStep, type Beam } from './beam-search';
 import { applyNoRepeatNgram, applyRepetitionPenalty, argmax, logSoftmax, sampleCategorical, samplingDistribution, seededRandom } from './logits-processors';
@@ -18,7 +18,7 @@ import type { EncoderDecoderTransformer } from './encoder-decoder-transformer';
 
 /** Options of {@link generate} / `EncoderDecoderTransformer.generate`. */
 export interface GenerateOptions {
-  /** Most tokens to generate per sequence (EOS included). At most the model's `maxSeqLength`. Default 20. */
+  /** Most tokens to generate per sequence (EOS included). At most the model's `maxSeqLength`. Default 20 (or `maxSeqLength` when smaller). */
   maxNewTokens?: number;
   /** Token that starts every target (the decoder start token). Required: the model config has none. */
   bosTokenId?: number;
@@ -138,7 +138,7 @@ function resolveOptions(model: EncoderDecoderTransformer, src: unknown, options:
     return value as number;
   };
   const {
-    maxNewTokens = 20,
+    maxNewTokens = Math.min(20, config.maxSeqLength),
     bosTokenId = config.bosTokenId ?? undefined,
     eosTokenId = config.eosTokenId ?? null,
     padTokenId = config.padTokenId,
@@ -188,11 +188,28 @@ function resolveOptions(model: EncoderDecoderTransformer, src: unknown, options:
       throw new MieShapeError(errorMessage(NAME, 'option "srcKeyPaddingMask"', `must be a tensor [${src.shape.join(', ')}] like src (1 = real token)`, srcKeyPaddingMask));
     }
   }
+  checkWorkingSet(model, src, maxNewTokens, numBeams > 1 ? numBeams : numReturnSequences, useCache);
   return {
     maxNewTokens, bosTokenId: bos, eosTokenId: eos, padTokenId: pad, filler: pad ?? eos ?? bos, srcKeyPaddingMask,
     numBeams, lengthPenalty, earlyStopping, numReturnSequences, doSample, temperature, topK, topP,
     seed: doSample ? (seed ?? nextSeed()) : 0, repetitionPenalty, noRepeatNgramSize, useCache, signal,
   };
+}
+
+/**
+ * Refuses (MieResourceError) a generation whose tensors would not fit in the backend's memory,
+ * before anything is allocated: per output row (`b * k` rows), the expanded encoder output and the
+ * cross-attention keys/values of every layer, the self-attention caches for `maxNewTokens`
+ * positions, the step's logits and their read-back copy, and the attention scores.
+ */
+function checkWorkingSet(model: EncoderDecoderTransformer, src: tf.Tensor, maxNewTokens: number, k: number, useCache: boolean): void {
+  const { dModel, numHeads, numDecoderLayers: layers, tgtVocabSize: vocab } = model.config;
+  const [batch, srcLength] = src.shape;
+  const rows = batch * k;
+  const perRow = useCache
+    ? srcLength * dModel * (1 + 2 * layers) + 2 * layers * maxNewTokens * dModel + 3 * vocab + 2 * numHeads * (srcLength + maxNewTokens)
+    : srcLength * dModel + maxNewTokens * (3 * vocab + 4 * dModel + 2 * numHeads * (srcLength + maxNewTokens));
+  checkAllocation(NAME, `${k > 1 ? `${k} beams or sequences x ` : ''}batch ${batch} (${rows} rows of up to ${maxNewTokens} tokens)`, float32Bytes(rows, perRow));
 }
 
 // Generation runs in eval mode. Overlapping generations on one model share one saved state: the

@@ -32,7 +32,7 @@
  * (`register_buffer(..., persistent=False)`). Token embeddings are looked up and scaled by
  * `sqrt(dModel)` in MIE: the PyTorch model must multiply its `nn.Embedding` output likewise.
  */
-import { MieConfigError, MieSerializationError, Module, describeValue, errorMessage, tf, type LoadStateDictResult } from '@mie/core';
+import { MieConfigError, MieSerializationError, Module, describeValue, errorMessage, listForMessage, tf, type LoadStateDictResult } from '@mie/core';
 import { MultiHeadAttention } from '@mie/attention';
 
 /** Options of {@link exportTorchStateDict} and {@link torchStateDictLayout}. */
@@ -245,8 +245,8 @@ export function loadTorchStateDict(
   }
   const unexpectedKeys = Object.keys(state).filter((key) => key.startsWith(prefix) && !known.has(key));
   if (strict) {
-    if (missingKeys.length) problems.push(`missing keys: ${missingKeys.map((k) => `"${k}"`).join(', ')}`);
-    if (unexpectedKeys.length) problems.push(`unexpected keys: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}`);
+    if (missingKeys.length) problems.push(`missing keys: ${listForMessage(missingKeys.map((k) => describeValue(k)))}`);
+    if (unexpectedKeys.length) problems.push(`unexpected keys: ${listForMessage(unexpectedKeys.map((k) => describeValue(k)))}`);
   }
   if (problems.length) {
     throw new MieSerializationError(`${where}(${module.constructor.name}): ${problems.join('; ')}.`);

@@ -4,7 +4,7 @@
  * each with dropout, a residual connection and a layer norm. Matches
  * `torch.nn.TransformerDecoderLayer` (`batch_first=True`; `multihead_attn` is `crossAttn`).
  */
-import { MieShapeError, Module, checkFeatures, dropout, errorMessage, tf } from '@mie/core';
+import { checkCallOptions, MieShapeError, Module, checkFeatures, dropout, errorMessage, tf } from '@mie/core';
 import { KeyValueCache, MultiHeadAttention, type ProjectedKeyValue } from '@mie/attention';
 import { LayerNorm, LinearLayer, getActivation, type ActivationFunction } from '@mie/layers';
 import { positionWiseFeedForward } from './position-wise-feed-forward';
@@ -27,6 +27,8 @@ export interface TransformerDecoderLayerCallOptions {
   /** Cross-attention keys and values projected once per source (`crossAttn.projectKeyValue(memory, memory)`). */
   memoryKeyValue?: ProjectedKeyValue;
 }
+
+const DECODER_LAYER_OPTIONS = ['mask', 'keyPaddingMask', 'causal', 'memoryMask', 'memoryKeyPaddingMask', 'cache', 'memoryKeyValue'] as const;
 
 /** Output of {@link TransformerDecoderLayer.forwardWithAttention}. */
 export interface DecoderLayerOutput {
@@ -71,15 +73,16 @@ export class TransformerDecoderLayer extends Module {
     this.#activation = getActivation(this.config.activation, 'TransformerDecoderLayer');
   }
 
-  forward(x: tf.Tensor, memory: tf.Tensor, options: TransformerDecoderLayerCallOptions = {}): tf.Tensor {
+  forward(x: tf.Tensor, memory: tf.Tensor, options?: TransformerDecoderLayerCallOptions): tf.Tensor {
     const { output, selfAttention, crossAttention } = this.forwardWithAttention(x, memory, options);
     tf.dispose([selfAttention, crossAttention]);
     return output;
   }
 
   /** `forward`, also returning the self- and cross-attention weights. */
-  forwardWithAttention(x: tf.Tensor, memory: tf.Tensor, options: TransformerDecoderLayerCallOptions = {}): DecoderLayerOutput {
+  forwardWithAttention(x: tf.Tensor, memory: tf.Tensor, callOptions?: TransformerDecoderLayerCallOptions): DecoderLayerOutput {
     const name = 'TransformerDecoderLayer';
+    const options = checkCallOptions(`${name}.forward`, callOptions, DECODER_LAYER_OPTIONS);
     checkFeatures(name, 'input x', x, this.config.dModel, 'dModel', 3);
     checkFeatures(name, 'memory', memory, this.config.dModel, 'dModel', 3);
     if (memory.shape[0] !== x.shape[0]) {

@@ -3,12 +3,13 @@
  * self-attention, cross-attention over the encoder output, feed-forward), and a final layer norm
  * in pre-norm. Produces hidden states; `EncoderDecoderTransformer` turns them into logits.
  */
-import { BaseModel, MieShapeError, registerModel, tf } from '@mie/core';
+import { checkCallOptions, BaseModel, MieShapeError, registerModel, tf } from '@mie/core';
 import type { KeyValueCache, ProjectedKeyValue } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LayerNorm } from '@mie/layers';
 import { PositionalEncoding } from '@mie/positional';
 import { embedWithPositions } from './embed-positions';
+import { checkStackMemory } from './stack-memory';
 import { layerOptions, resolveStackOptions, type TransformerStackConfig, type TransformerStackOptions } from './stack-options';
 import { TransformerDecoderLayer } from './transformer-decoder-layer';
 
@@ -29,6 +30,8 @@ export interface TransformerDecoderCallOptions {
   /** One projected cross-attention key/value pair per layer (see {@link TransformerDecoder.projectMemory}). */
   memoryKeyValues?: ProjectedKeyValue[];
 }
+
+const DECODER_OPTIONS = ['mask', 'keyPaddingMask', 'causal', 'memoryMask', 'memoryKeyPaddingMask', 'caches', 'memoryKeyValues'] as const;
 
 /** Output of {@link TransformerDecoder.forwardWithAttention}. */
 export interface DecoderOutput {
@@ -62,14 +65,15 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
   }
 
-  forward(ids: tf.Tensor, memory: tf.Tensor, options: TransformerDecoderCallOptions = {}): tf.Tensor {
+  forward(ids: tf.Tensor, memory: tf.Tensor, options?: TransformerDecoderCallOptions): tf.Tensor {
     const { output, selfAttention, crossAttention } = this.forwardWithAttention(ids, memory, options);
     tf.dispose([...selfAttention, ...crossAttention]);
     return output;
   }
 
   /** `forward`, also returning every layer's self- and cross-attention weights. */
-  forwardWithAttention(ids: tf.Tensor, memory: tf.Tensor, options: TransformerDecoderCallOptions = {}): DecoderOutput {
+  forwardWithAttention(ids: tf.Tensor, memory: tf.Tensor, callOptions?: TransformerDecoderCallOptions): DecoderOutput {
+    const options = checkCallOptions('TransformerDecoder.forward', callOptions, DECODER_OPTIONS);
     const { caches, memoryKeyValues, ...masks } = options;
     const numLayers = this.layers.length;
     for (const [name, list] of [['caches', caches], ['memoryKeyValues', memoryKeyValues]] as const) {
@@ -78,6 +82,7 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
       }
     }
     const offset = caches?.[0]?.length ?? 0;
+    checkStackMemory('TransformerDecoder', ids, this.config, offset + (memory instanceof tf.Tensor ? (memory.shape[1] ?? 0) : 0), this.training);
     return tf.tidy(() => {
       let x = embedWithPositions(ids, this.embedding, this.positionalEncoding, this.config.dropout, this.training, offset);
       const selfAttention: tf.Tensor[] = [];

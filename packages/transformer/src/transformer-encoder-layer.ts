@@ -4,8 +4,8 @@
  * norm. Matches `torch.nn.TransformerEncoderLayer` (`batch_first=True`), also in pre-norm
  * (`normFirst`, Xiong et al. 2020).
  */
-import { Module, checkFeatures, dropout, tf } from '@mie/core';
-import { MultiHeadAttention, type AttentionMaskOptions } from '@mie/attention';
+import { checkCallOptions, Module, checkFeatures, dropout, tf } from '@mie/core';
+import { ATTENTION_MASK_OPTIONS, MultiHeadAttention, type AttentionMaskOptions } from '@mie/attention';
 import { LayerNorm, LinearLayer, getActivation, type ActivationFunction } from '@mie/layers';
 import { positionWiseFeedForward } from './position-wise-feed-forward';
 import { resolveLayerOptions, type TransformerLayerConfig, type TransformerLayerOptions } from './layer-options';
@@ -43,14 +43,15 @@ export class TransformerEncoderLayer extends Module {
     this.#activation = getActivation(this.config.activation, 'TransformerEncoderLayer');
   }
 
-  forward(x: tf.Tensor, options: TransformerEncoderLayerCallOptions = {}): tf.Tensor {
+  forward(x: tf.Tensor, options?: TransformerEncoderLayerCallOptions): tf.Tensor {
     const { output, selfAttention } = this.forwardWithAttention(x, options);
     selfAttention.dispose();
     return output;
   }
 
   /** `forward`, also returning the self-attention weights `[b, heads, t, t]`. */
-  forwardWithAttention(x: tf.Tensor, options: TransformerEncoderLayerCallOptions = {}): { output: tf.Tensor; selfAttention: tf.Tensor } {
+  forwardWithAttention(x: tf.Tensor, callOptions?: TransformerEncoderLayerCallOptions): { output: tf.Tensor; selfAttention: tf.Tensor } {
+    const options = checkCallOptions('TransformerEncoderLayer.forward', callOptions, ATTENTION_MASK_OPTIONS);
     checkFeatures('TransformerEncoderLayer', 'input x', x, this.config.dModel, 'dModel', 3);
     return tf.tidy(() => {
       let weights!: tf.Tensor;

@@ -2,12 +2,13 @@
  * The encoder stack of the Transformer: token embedding, positions, N encoder layers, and a final
  * layer norm in pre-norm (post-norm stacks have none, as in the paper and PyTorch).
  */
-import { BaseModel, registerModel, tf } from '@mie/core';
-import type { AttentionMaskOptions } from '@mie/attention';
+import { checkCallOptions, BaseModel, registerModel, tf } from '@mie/core';
+import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LayerNorm } from '@mie/layers';
 import { PositionalEncoding } from '@mie/positional';
 import { embedWithPositions } from './embed-positions';
+import { checkStackMemory } from './stack-memory';
 import { layerOptions, resolveStackOptions, type TransformerStackConfig, type TransformerStackOptions } from './stack-options';
 import { TransformerEncoderLayer } from './transformer-encoder-layer';
 
@@ -43,14 +44,16 @@ export class TransformerEncoder extends BaseModel<TransformerStackConfig> {
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
   }
 
-  forward(ids: tf.Tensor, options: AttentionMaskOptions = {}): tf.Tensor {
+  forward(ids: tf.Tensor, options?: AttentionMaskOptions): tf.Tensor {
     const { output, selfAttention } = this.forwardWithAttention(ids, options);
     tf.dispose(selfAttention);
     return output;
   }
 
   /** `forward`, also returning every layer's self-attention weights. */
-  forwardWithAttention(ids: tf.Tensor, options: AttentionMaskOptions = {}): EncoderOutput {
+  forwardWithAttention(ids: tf.Tensor, callOptions?: AttentionMaskOptions): EncoderOutput {
+    const options = checkCallOptions('TransformerEncoder.forward', callOptions, ATTENTION_MASK_OPTIONS);
+    checkStackMemory('TransformerEncoder', ids, this.config, 0, this.training);
     return tf.tidy(() => {
       let x = embedWithPositions(ids, this.embedding, this.positionalEncoding, this.config.dropout, this.training);
       const selfAttention: tf.Tensor[] = [];
