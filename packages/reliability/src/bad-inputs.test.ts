@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { MieError, checkFinite, setBackend, setSeed, tf } from '@mie/core';
 import { BAD_INPUTS, MODULES, fixture, renderBadInputTable } from './bad-inputs';
-import { REPO_ROOT, disposeResult, tensorsIn } from './helpers';
+import { REPO_ROOT, disposeResult, tensorsIn, testBackend } from './helpers';
 
 beforeAll(async () => {
-  await setBackend('cpu');
+  await setBackend(testBackend());
   setSeed(11);
 });
 

@@ -5,14 +5,14 @@
  */
 import { MieNumericalError, checkFinite, enableFiniteChecks, setBackend, setSeed, tf } from '@mie/core';
 import { EncoderDecoderTransformer, TransformerEncoderLayer } from '@mie/transformer';
-import { rejected, thrown } from './helpers';
+import { rejected, thrown, testBackend } from './helpers';
 
 const make = () =>
   new EncoderDecoderTransformer({ srcVocabSize: 10, tgtVocabSize: 10, dModel: 8, numHeads: 2, numEncoderLayers: 2, numDecoderLayers: 1, dFf: 16, maxSeqLength: 8 }).eval();
 const src = () => tf.tensor2d([[1, 2, 3], [4, 5, 6]], [2, 3], 'int32');
 
 beforeAll(async () => {
-  await setBackend('cpu');
+  await setBackend(testBackend());
   setSeed(4);
 });
 

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { BaseModel, seededRandom, setBackend, tf } from '@mie/core';
 import { FeedForwardNN } from '@mie/layers';
 import { hasTrainingCheckpoint } from '@mie/training';
+import { testBackend } from './helpers';
 
 const FIXTURES = path.resolve(__dirname, '../fixtures');
 const KILLS = 50;
@@ -65,7 +66,7 @@ function start(script: string, args: string[]): Child {
 
 let root: string;
 beforeAll(async () => {
-  await setBackend('cpu');
+  await setBackend(testBackend());
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'mie-crash-'));
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -1,6 +1,21 @@
 /** Small helpers shared by the reliability tests. */
 import * as path from 'node:path';
-import { tf } from '@mie/core';
+import { tf, type BackendChoice } from '@mie/core';
+
+/** The backend this run of the suite tests: wasm or cpu (one Jest project each, see jest.config.js). */
+export function testBackend(): Extract<BackendChoice, 'wasm' | 'cpu'> {
+  const backend = process.env.MIE_RELIABILITY_BACKEND ?? 'cpu';
+  if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`MIE_RELIABILITY_BACKEND must be wasm or cpu, got ${backend}`);
+  return backend;
+}
+
+/** Checks that the backend still computes after an error: 2 + 3 = 5, and a small matmul. */
+export function expectBackendHealthy(): void {
+  const sum = tf.tidy(() => tf.add(tf.scalar(2), tf.scalar(3)).dataSync()[0]);
+  if (sum !== 5) throw new Error(`the ${tf.getBackend()} backend computed 2 + 3 = ${sum} after an error`);
+  const product = tf.tidy(() => Array.from(tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5], [6]])).dataSync()));
+  if (product.join(',') !== '17,39') throw new Error(`the ${tf.getBackend()} backend computed [[1,2],[3,4]] x [5,6] = [${product}] after an error`);
+}
 
 /** The repository root (docs/ lives there). */
 export const REPO_ROOT = path.resolve(__dirname, '../../..');

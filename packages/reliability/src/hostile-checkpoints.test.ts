@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { BaseModel, MieError, MieSerializationError, setBackend, setSeed, tf, writeSafetensors, type CheckpointBuffers } from '@mie/core';
 import { EncoderDecoderTransformer } from '@mie/transformer';
+import { testBackend } from './helpers';
 
 const TIME_LIMIT_MS = 2000;
 const MEMORY_SLACK = 64 * 1024 * 1024;
@@ -20,7 +21,7 @@ let header: Record<string, unknown>;
 let root: string;
 
 beforeAll(async () => {
-  await setBackend('cpu');
+  await setBackend(testBackend());
   setSeed(5);
   const model = new EncoderDecoderTransformer({ srcVocabSize: 11, tgtVocabSize: 11, dModel: 8, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 16, maxSeqLength: 16 });
   good = model.toBuffers();

@@ -7,6 +7,7 @@ import { setBackend, setSeed, tf } from '@mie/core';
 import { FeedForwardClassifier } from '@mie/layers';
 import { AdamW, ShuffledBatches, Trainer, crossEntropyLoss } from '@mie/training';
 import { EncoderDecoderTransformer } from '@mie/transformer';
+import { testBackend } from './helpers';
 
 /** Resident memory may grow this much after warm-up (allocator and JIT noise), and no more. */
 const RSS_SLACK = 48 * 1024 * 1024;
@@ -14,7 +15,7 @@ const RSS_SLACK = 48 * 1024 * 1024;
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
 beforeAll(async () => {
-  await setBackend('cpu');
+  await setBackend(testBackend());
 });
 
 it('2000 training steps: tensors and bytes return to the baseline, resident memory stops growing', async () => {
