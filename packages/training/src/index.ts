@@ -46,6 +46,7 @@ export {
   readTrainingCheckpoint,
   writeTrainingCheckpoint,
   hasTrainingCheckpoint,
+  type ReadTrainingCheckpointOptions,
   type StepRecord,
   type EvaluationRecord,
   type TrainerState,

@@ -14,8 +14,8 @@ export const READ_CHUNK_BYTES = 2 ** 30;
 
 /** Options of {@link readRegularFile}. */
 export interface ReadRegularFileOptions {
-  /** Module name for messages (`Trainer.fit`). */
-  where: string;
+  /** Starts every message and names the file: `Trainer.fit: cannot resume from dir/last/checkpoint.safetensors`. */
+  subject: string;
   /** Largest accepted size in bytes. */
   maxBytes: number;
   /** Says what `maxBytes` is, for the message ("a checkpoint of this model and optimizer"). */
@@ -31,7 +31,7 @@ function kindOf(stats: fs.Stats): string {
   if (stats.isSocket()) return 'a socket';
   if (stats.isCharacterDevice()) return 'a character device';
   if (stats.isBlockDevice()) return 'a block device';
-  return 'not a regular file';
+  return 'a special file';
 }
 
 function serializationError(message: string, cause?: unknown): MieSerializationError {
@@ -58,33 +58,33 @@ export function causeMessage(error: unknown): string {
 }
 
 /**
- * Reads `file` whole. Throws a `MieSerializationError` naming `where` and the file when it cannot
- * be opened or read (the system error is the `cause`), is not a regular file, is larger than
- * `maxBytes`, or changes size while it is read.
+ * Reads `file` whole. Throws a `MieSerializationError` starting with `subject` when the file
+ * cannot be opened or read (the system error is the `cause`), is not a regular file, is larger
+ * than `maxBytes`, or changes size while it is read.
  */
-export async function readRegularFile(file: string, { where, maxBytes, limitReason, chunkBytes = READ_CHUNK_BYTES }: ReadRegularFileOptions): Promise<Uint8Array> {
+export async function readRegularFile(file: string, { subject, maxBytes, limitReason, chunkBytes = READ_CHUNK_BYTES }: ReadRegularFileOptions): Promise<Uint8Array> {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
   const flags = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0);
   let handle: fsp.FileHandle;
   try {
     handle = await fsp.open(file, flags);
   } catch (error) {
-    throw serializationError(`${where}: cannot read ${file}: ${causeMessage(error)}`, error);
+    throw serializationError(`${subject}: cannot read it: ${causeMessage(error)}`, error);
   }
   try {
     let stats: fs.Stats;
     try {
       stats = await handle.stat();
     } catch (error) {
-      throw serializationError(`${where}: cannot read ${file}: ${causeMessage(error)}`, error);
+      throw serializationError(`${subject}: cannot read it: ${causeMessage(error)}`, error);
     }
-    if (!stats.isFile()) throw serializationError(`${where}: ${file} must be a regular file; it is ${kindOf(stats)}.`);
+    if (!stats.isFile()) throw serializationError(`${subject}: it is ${kindOf(stats)}, not a regular file.`);
     const size = stats.size;
     if (size > maxBytes) {
-      throw serializationError(`${where}: ${file} is ${size} bytes, more than the ${maxBytes} bytes that ${limitReason} can take; it is not such a file.`);
+      throw serializationError(`${subject}: it is ${size} bytes, more than the ${maxBytes} bytes that ${limitReason} can take, so it is not one.`);
     }
     if (size > bufferConstants.MAX_LENGTH) {
-      throw serializationError(`${where}: ${file} is ${size} bytes, more than the ${bufferConstants.MAX_LENGTH} bytes this Node.js can hold in one buffer.`);
+      throw serializationError(`${subject}: it is ${size} bytes, more than the ${bufferConstants.MAX_LENGTH} bytes this Node.js can hold in one buffer.`);
     }
     const bytes = new Uint8Array(size);
     let offset = 0;
@@ -95,9 +95,9 @@ export async function readRegularFile(file: string, { where, maxBytes, limitReas
         offset += bytesRead;
       }
     } catch (error) {
-      throw serializationError(`${where}: cannot read ${file}: ${causeMessage(error)}`, error);
+      throw serializationError(`${subject}: cannot read it: ${causeMessage(error)}`, error);
     }
-    if (offset !== size) throw serializationError(`${where}: ${file} shrank from ${size} to ${offset} bytes while it was read.`);
+    if (offset !== size) throw serializationError(`${subject}: it shrank from ${size} to ${offset} bytes while it was read.`);
     return bytes;
   } finally {
     await handle.close().catch(() => undefined);

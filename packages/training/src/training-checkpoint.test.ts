@@ -221,11 +221,11 @@ describe('readTrainingCheckpoint', () => {
     fs.mkdirSync(path.join(fifo, 'last'), { recursive: true });
     execFileSync('mkfifo', [path.join(fifo, 'last', TRAINING_CHECKPOINT_FILE)]);
     const started = performance.now();
-    expect((await refusal(fifo)).message).toMatch(/checkpoint\.safetensors must be a regular file; it is a FIFO \(named pipe\)\.$/);
+    expect((await refusal(fifo)).message).toMatch(/checkpoint\.safetensors: it is a FIFO \(named pipe\), not a regular file\.$/);
     expect(performance.now() - started).toBeLessThan(5000);
     const directory = path.join(root, 'directory');
     fs.mkdirSync(path.join(directory, 'last', TRAINING_CHECKPOINT_FILE), { recursive: true });
-    expect((await refusal(directory)).message).toMatch(/must be a regular file; it is a directory\.$/);
+    expect((await refusal(directory)).message).toMatch(/checkpoint\.safetensors: it is a directory, not a regular file\.$/);
     for (const [name, bytes] of [['empty', pristine.subarray(0, 0)], ['truncated', pristine.subarray(0, pristine.length - 100)]] as const) {
       const dir = path.join(root, name);
       fs.mkdirSync(path.join(dir, 'last'), { recursive: true });
@@ -242,7 +242,7 @@ describe('readTrainingCheckpoint', () => {
     fs.truncateSync(file, 8 * 2 ** 30); // sparse: costs no disk
     const error = await refusal(dir);
     expect(error).toBeInstanceOf(MieSerializationError);
-    expect(error.message).toMatch(/checkpoint\.safetensors is 8589934592 bytes, more than the \d+ bytes that a training checkpoint of this model and optimizer can take/);
+    expect(error.message).toMatch(/checkpoint\.safetensors: it is 8589934592 bytes, more than the \d+ bytes that a training checkpoint of this model and optimizer can take, so it is not one\.$/);
   });
 
   it('readTrainingCheckpoint names itself and checks the seed only when asked', async () => {
@@ -261,8 +261,8 @@ describe('readRegularFile', () => {
     const file = path.join(root, 'chunks.bin');
     const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256);
     fs.writeFileSync(file, bytes);
-    expect(Buffer.from(await readRegularFile(file, { where: 'test', maxBytes: 1000, limitReason: 'x', chunkBytes: 7 })).equals(Buffer.from(bytes))).toBe(true);
-    await expect(readRegularFile(file, { where: 'test', maxBytes: 999, limitReason: 'the test' })).rejects.toThrow(`test: ${file} is 1000 bytes, more than the 999 bytes that the test can take`);
-    await expect(readRegularFile(path.join(root, 'absent'), { where: 'test', maxBytes: 1, limitReason: 'x' })).rejects.toThrow(/^test: cannot read .*absent: ENOENT/);
+    expect(Buffer.from(await readRegularFile(file, { subject: 'test', maxBytes: 1000, limitReason: 'x', chunkBytes: 7 })).equals(Buffer.from(bytes))).toBe(true);
+    await expect(readRegularFile(file, { subject: `test: ${file}`, maxBytes: 999, limitReason: 'the test' })).rejects.toThrow(`test: ${file}: it is 1000 bytes, more than the 999 bytes that the test can take, so it is not one.`);
+    await expect(readRegularFile(path.join(root, 'absent'), { subject: 'test', maxBytes: 1, limitReason: 'x' })).rejects.toThrow(/^test: cannot read it: ENOENT/);
   });
 });

@@ -161,7 +161,7 @@ export async function readTrainingCheckpointFrom(
   };
   const own = model.stateDict();
   const bytes = await readRegularFile(file, {
-    where,
+    subject: prefix,
     maxBytes: checkpointByteLimit(own, optimizer),
     limitReason: 'a training checkpoint of this model and optimizer',
   });
