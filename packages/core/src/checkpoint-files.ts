@@ -119,7 +119,8 @@ export async function openSafetensorsFile(path: string, where: string): Promise<
     return {
       file,
       header,
-      values: async (entry) => decodeSafetensorsEntry(entry, await file.read(header.bufferStart + entry.begin, entry.end - entry.begin)),
+      // The bytes are read into a fresh buffer that nothing else holds: F32 values need no copy.
+      values: async (entry) => decodeSafetensorsEntry(entry, await file.read(header.bufferStart + entry.begin, entry.end - entry.begin), { reuse: true }),
       close: () => file.close(),
     };
   } catch (error) {

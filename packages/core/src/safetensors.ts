@@ -162,14 +162,22 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number): 
  * Decodes the values of one entry of a {@link parseSafetensorsHeader} result from `bytes`, which
  * hold the entry's `end - begin` bytes (and nothing else). Returns a new typed array (float32,
  * int32, or 0/1 bytes for bool); a value outside int32 or a BOOL byte other than 0 or 1 is a
- * {@link MieSerializationError}.
+ * {@link MieSerializationError}. With `{ reuse: true }` the caller hands `bytes` over: F32 and I32
+ * values aligned on 4 bytes are then returned as a view of them, without a copy.
  */
-export function decodeSafetensorsEntry(entry: SafetensorsEntry, bytes: Uint8Array): Float32Array | Int32Array | Uint8Array {
+export function decodeSafetensorsEntry(
+  entry: SafetensorsEntry,
+  bytes: Uint8Array,
+  { reuse = false }: { reuse?: boolean } = {},
+): Float32Array | Int32Array | Uint8Array {
   const spec = ENTRY_SPECS.get(entry);
   if (spec === undefined) throw fail('entry', 'must come from parseSafetensorsHeader', entry);
   checkUint8Array(bytes);
   if (bytes.length !== entry.end - entry.begin) {
     throw fail(`tensor ${describeValue(entry.name)} bytes`, `must be exactly ${entry.end - entry.begin} bytes`, bytes.length);
+  }
+  if (reuse && LITTLE_ENDIAN_HOST && bytes.byteOffset % 4 === 0 && (entry.dtype === 'F32' || entry.dtype === 'I32')) {
+    return entry.dtype === 'F32' ? new Float32Array(bytes.buffer, bytes.byteOffset, entry.elements) : new Int32Array(bytes.buffer, bytes.byteOffset, entry.elements);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return spec.decode(bytes, view, 0, entry.elements, entry.name);
