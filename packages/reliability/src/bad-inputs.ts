@@ -59,7 +59,7 @@ export const fixture = (name: string): ModuleFixture => {
 
 /** What a row expects: a typed error naming a module and an argument, or a result of a given shape. */
 export type Outcome =
-  | { error: 'MieShapeError' | 'MieNumericalError'; names: string; argument: string; checkFinite?: boolean }
+  | { error: 'MieShapeError' | 'MieNumericalError' | 'MieConfigError'; names: string; argument: string; checkFinite?: boolean }
   | { returns: number[] };
 
 export interface BadInputCase {
@@ -75,6 +75,7 @@ export interface BadInputCase {
 
 const shape = (names: string, argument: string): Outcome => ({ error: 'MieShapeError', names, argument });
 const numeric = (names: string, argument: string): Outcome => ({ error: 'MieNumericalError', names, argument, checkFinite: true });
+const option = (names: string, argument: string): Outcome => ({ error: 'MieConfigError', names, argument });
 
 const FEATURE_MODULES: Array<[string, string, number[]]> = [
   ['LinearLayer', 'x', [2, 3, 4]],
@@ -113,6 +114,7 @@ for (const [module, argument, call, emptyOut] of SEQUENCE_MODULES) {
     { module, kind: 'wrong width', call: `forward(x [2, 3, ${D + 1}]${rest})`, args: () => call(f([2, 3, D + 1])), outcome: shape(module, argument) },
     { module, kind: 'wrong dtype', call: `forward(x int32 [2, 3, ${D}]${rest})`, args: () => call(ids([2, 3, D])), outcome: shape(module, argument) },
     { module, kind: 'zero-length sequence', call: `forward(x [2, 0, ${D}]${rest})`, args: () => call(f([2, 0, D])), outcome: { returns: emptyOut } },
+    { module, kind: 'empty batch', call: `forward(x [0, 3, ${D}]${rest.replace(/key, value/, 'key [0, 4], value [0, 4]')})`, args: () => (module === 'MultiHeadAttention' ? [f([0, 3, D]), f([0, 4, D]), f([0, 4, D])] : call(f([0, 3, D]))), outcome: { returns: [0, 3, emptyOut[2]] } },
     { module, kind: 'NaN input', call: `checkFinite: forward(x with Infinity${rest})`, args: () => call(f([2, 3, D], Infinity)), outcome: numeric(module, `argument "${argument}"`) },
   );
 }
@@ -160,6 +162,29 @@ cases.push(
   { module: 'EncoderDecoderTransformer', kind: 'zero-length target', call: 'forward(src [2, 4], tgt [2, 0])', args: () => [ids([2, 4]), ids([2, 0])], outcome: { returns: [2, 0, 12] } },
   { module: 'EncoderDecoderTransformer', kind: 'empty batch', call: 'forward(src [0, 4], tgt [0, 3])', args: () => [ids([0, 4]), ids([0, 3])], outcome: { returns: [0, 3, 12] } },
   { module: 'EncoderDecoderTransformer', kind: 'key padding mask of the wrong shape', call: 'forward(src [2, 4], tgt, { srcKeyPaddingMask: [2, 3] })', args: () => [ids([2, 4]), ids([2, 3]), { srcKeyPaddingMask: ids([2, 3]) }], outcome: shape('EncoderDecoderTransformer', 'srcKeyPaddingMask') },
+);
+
+// Misspelt and null call options: silently ignored before, now a MieConfigError naming the call.
+const OPTION_CASES: Array<[string, string, () => unknown[], string]> = [
+  ['ScaledDotProductAttention', 'forward(q, k, v, { masks })', () => [f([2, 3, D]), f([2, 4, D]), f([2, 4, D]), { masks: ids([2, 3, 4]) }], 'masks'],
+  ['MultiHeadAttention', 'forward(q, k, v, { causl: true })', () => [f([2, 3, D]), f([2, 4, D]), f([2, 4, D]), { causl: true }], 'causl'],
+  ['SimpleAttention', 'forward(x, { maks })', () => [f([2, 3, D]), { maks: ids([2, 3, 3]) }], 'maks'],
+  ['GroupedQueryAttention', 'forward(x, { keyPaddingMsk })', () => [f([2, 3, D]), { keyPaddingMsk: ids([2, 3]) }], 'keyPaddingMsk'],
+  ['ALiBiAttention', 'forward(x, { casual: true })', () => [f([2, 3, D]), { casual: true }], 'casual'],
+  ['TransformerEncoderLayer', 'forward(x, { keyPaddingMsk })', () => [f([2, 3, D]), { keyPaddingMsk: ids([2, 3]) }], 'keyPaddingMsk'],
+  ['TransformerDecoderLayer', 'forward(x, memory, { memoryKeyPaddingMsk })', () => [f([2, 3, D]), f([2, 4, D]), { memoryKeyPaddingMsk: ids([2, 4]) }], 'memoryKeyPaddingMsk'],
+  ['TransformerEncoder', 'forward(ids, { causl: true })', () => [ids([2, 3]), { causl: true }], 'causl'],
+  ['TransformerDecoder', 'forward(ids, memory, { cache })', () => [ids([2, 3]), f([2, 4, D]), { cache: [] }], 'cache'],
+  ['EncoderDecoderTransformer', 'forward(src, tgt, { srcKeyPaddingMsk })', () => [ids([2, 4]), ids([2, 3]), { srcKeyPaddingMsk: ids([2, 4]) }], 'srcKeyPaddingMsk'],
+  ['PositionalEncoding', 'forward(x, { ofset: 1 })', () => [f([2, 3, D]), { ofset: 1 }], 'ofset'],
+  ['RotaryPositionEncoding', 'forward(q, k, { ofset: 1 })', () => [f([2, 3, 2, 4]), f([2, 3, 2, 4]), { ofset: 1 }], 'ofset'],
+];
+for (const [module, call, args, key] of OPTION_CASES) {
+  cases.push({ module, kind: 'misspelt option', call, args, outcome: option(`${module}.forward`, `"${key}"`) });
+}
+cases.push(
+  { module: 'EncoderDecoderTransformer', kind: 'null options', call: 'forward(src, tgt, null)', args: () => [ids([2, 4]), ids([2, 3]), null], outcome: option('EncoderDecoderTransformer.forward', 'options') },
+  { module: 'MultiHeadAttention', kind: 'null options', call: 'forward(q, k, v, null)', args: () => [f([2, 3, D]), f([2, 4, D]), f([2, 4, D]), null], outcome: option('MultiHeadAttention.forward', 'options') },
 );
 
 export const BAD_INPUTS: readonly BadInputCase[] = cases;
