@@ -23,10 +23,10 @@ class SineRegressor extends BaseModel<RegressorOptions> {
   constructor(options: RegressorOptions) {
     super();
     this.config = { ...options };
-    this.hiddenWeight = parameter(() => kaimingUniform([options.hiddenSize, 1]));
-    this.hiddenBias = parameter(() => tf.randomUniform([options.hiddenSize], -1, 1, 'float32', 1));
-    this.outputWeight = parameter(() => kaimingUniform([1, options.hiddenSize]));
-    this.outputBias = parameter(() => tf.zeros([1]));
+    this.hiddenWeight = parameter([options.hiddenSize, 1], (shape) => kaimingUniform(shape));
+    this.hiddenBias = parameter([options.hiddenSize], (shape) => tf.randomUniform(shape, -1, 1, 'float32', 1));
+    this.outputWeight = parameter([1, options.hiddenSize], (shape) => kaimingUniform(shape));
+    this.outputBias = parameter([1], (shape) => tf.zeros(shape));
   }
 
   /** x: [n, 1] -> [n, 1] */

@@ -39,8 +39,8 @@ export class TinyDense extends Module {
   constructor(config: { inFeatures: number; outFeatures: number }) {
     super();
     this.config = { ...config };
-    this.weight = parameter(() => kaimingUniform([config.outFeatures, config.inFeatures]));
-    this.bias = parameter(() => tf.zeros([config.outFeatures]));
+    this.weight = parameter([config.outFeatures, config.inFeatures], (shape) => kaimingUniform(shape));
+    this.bias = parameter([config.outFeatures], (shape) => tf.zeros(shape));
   }
 
   forward(x: tf.Tensor): tf.Tensor {
@@ -56,7 +56,7 @@ export class TinyEmbedding extends Module {
   constructor(config: { vocabSize: number; dim: number }) {
     super();
     this.config = { ...config };
-    this.weight = parameter(() => xavierUniform([config.vocabSize, config.dim]));
+    this.weight = parameter([config.vocabSize, config.dim], (shape) => xavierUniform(shape));
   }
 
   forward(ids: tf.Tensor): tf.Tensor {
