@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, CONFIG_FILE, MieConfigError, MieError, MieSerializationError, WEIGHTS_FILE } from '@mie/core';
+import { BaseModel, CONFIG_FILE, MieConfigError, MieError, MieSerializationError, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from '@mie/core';
 import { messageOf, withCause } from './run-directory';
 
 function kindOf(stats: fs.Stats): string {
@@ -20,9 +20,9 @@ function kindOf(stats: fs.Stats): string {
 }
 
 /**
- * Checks that `dir` is a directory holding `config.json` and `model.safetensors` as regular
- * files (core's loader opens them for a blocking read: a FIFO there would hang it). Throws a
- * `MieConfigError` naming the path otherwise.
+ * Checks that `dir` is a directory holding `config.json` and the weights (`model.safetensors`, or
+ * the index of a sharded checkpoint) as regular files: core's loader opens them for a blocking
+ * read, and a FIFO there would hang it. Throws a `MieConfigError` naming the path otherwise.
  */
 export async function checkModelDirectory(dir: string, command: string): Promise<void> {
   let stats: fs.Stats;
@@ -32,7 +32,8 @@ export async function checkModelDirectory(dir: string, command: string): Promise
     throw withCause(new MieConfigError(`${command}: --model ${dir} cannot be read: ${messageOf(error)}`), error);
   }
   if (!stats.isDirectory()) throw new MieConfigError(`${command}: --model ${dir} must be a model directory (with ${CONFIG_FILE} and ${WEIGHTS_FILE}); it is ${kindOf(stats)}.`);
-  for (const name of [CONFIG_FILE, WEIGHTS_FILE]) {
+  const sharded = !fs.existsSync(path.join(dir, WEIGHTS_FILE)) && fs.existsSync(path.join(dir, WEIGHTS_INDEX_FILE));
+  for (const name of [CONFIG_FILE, sharded ? WEIGHTS_INDEX_FILE : WEIGHTS_FILE]) {
     const file = path.join(dir, name);
     let entry: fs.Stats;
     try {

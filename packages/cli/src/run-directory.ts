@@ -34,8 +34,9 @@ export const G2P_RUN: RunLayout = {
 /** `mie train iris`: the model itself in DIR (so `--model DIR` works), the trainer's state in DIR/train. */
 export const IRIS_RUN: RunLayout = {
   command: 'mie train iris',
-  entries: ['train', 'config.json', 'model.safetensors'],
-  patterns: [ATOMIC_WRITE_FILES],
+  entries: ['train', 'config.json', 'model.safetensors', 'model.safetensors.index.json'],
+  // Hugging Face shards, which BaseModel.save writes for weights above 5 GB.
+  patterns: [/^model-\d{5}-of-\d{5}\.safetensors$/, ATOMIC_WRITE_FILES],
   resumeNeeds: [path.join('train', 'last', 'checkpoint.safetensors')],
 };
 

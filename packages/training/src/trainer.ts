@@ -81,7 +81,9 @@ export interface TrainerOptions<M extends Module, B> {
   /**
    * Directory for checkpoints: `dir/last` (resumable: weights, optimizer, step, epoch, data
    * position, seed, history) and `dir/best` (the best model by the evaluation metric, loadable
-   * with `BaseModel.load`). Default: no checkpoints.
+   * with `BaseModel.load`). A failed write (a full disk, a path under a regular file) stops `fit`
+   * with a `MieSerializationError` naming the directory, the system error as its `cause`; the
+   * previous checkpoint stays whole. Default: no checkpoints.
    */
   checkpointDir?: string;
   /** Steps between saves of `dir/last` (it is also saved when `fit` returns). Default: only at the end. */
@@ -107,7 +109,13 @@ export interface TrainerOptions<M extends Module, B> {
 
 /** Options of {@link Trainer.fit}. */
 export interface FitOptions {
-  /** Continue from `checkpointDir/last` (an error when there is none). Default `false`. */
+  /**
+   * Continue from `checkpointDir/last` (an error when there is none). The file is checked whole
+   * before anything is loaded (see `readTrainingCheckpoint`): a bad file is a
+   * `MieSerializationError`, one of another run (seed, model, metric mode) a `MieTrainingError`,
+   * both naming it, and after either the model, the optimizer and the Trainer are unchanged.
+   * Default `false`.
+   */
   resume?: boolean;
 }
 
@@ -168,7 +176,8 @@ function toDataSource<B>(data: DataInput<B>, disposeBatches: boolean): DataSourc
  * in one file. Randomness needs no saved state: before step `s` the Trainer calls
  * `setSeed(mixSeeds(seed, s))`, so dropout masks are a pure function of the seed and the step.
  * A NaN or infinite loss (or gradient norm, when clipping) stops training with a
- * {@link MieTrainingError} naming the step.
+ * {@link MieTrainingError} naming the step; a checkpoint that cannot be written, with a
+ * `MieSerializationError` naming the directory.
  */
 export class Trainer<M extends Module, B> {
   readonly #options: TrainerOptions<M, B>;
