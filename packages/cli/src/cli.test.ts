@@ -119,7 +119,7 @@ describe('mie train g2p on a small slice, end to end', () => {
     }
     fs.rmSync(file);
     execFileSync('mkfifo', [file]);
-    await expect(resume()).rejects.toThrow(`mie train g2p: cannot resume: ${file} must be a regular file; it is a FIFO (named pipe).`);
+    await expect(resume()).rejects.toThrow(`mie train g2p: cannot resume: ${file} must be a regular file. Received: a FIFO.`);
     // A sound config of another architecture than the checkpoint: the trainer refuses it, naming the checkpoint.
     fs.rmSync(file);
     fs.writeFileSync(file, JSON.stringify({ ...good, transformer: { ...good.transformer, dFf: good.transformer.dFf * 2 } }));

@@ -7,8 +7,8 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, CONFIG_FILE, MieConfigError, MieError, MieSerializationError, WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from '@mie/core';
-import { messageOf, withCause } from './run-directory';
+import { BaseModel, CONFIG_FILE, MieConfigError, MieError, MieSerializationError, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, causeMessage } from '@mie/core';
+
 
 function kindOf(stats: fs.Stats): string {
   if (stats.isDirectory()) return 'a directory';
@@ -29,7 +29,7 @@ export async function checkModelDirectory(dir: string, command: string): Promise
   try {
     stats = await fsp.stat(dir);
   } catch (error) {
-    throw withCause(new MieConfigError(`${command}: --model ${dir} cannot be read: ${messageOf(error)}`), error);
+    throw new MieConfigError(`${command}: --model ${dir} cannot be read: ${causeMessage(error)}`, { cause: error });
   }
   if (!stats.isDirectory()) throw new MieConfigError(`${command}: --model ${dir} must be a model directory (with ${CONFIG_FILE} and ${WEIGHTS_FILE}); it is ${kindOf(stats)}.`);
   const sharded = !fs.existsSync(path.join(dir, WEIGHTS_FILE)) && fs.existsSync(path.join(dir, WEIGHTS_INDEX_FILE));
@@ -39,7 +39,7 @@ export async function checkModelDirectory(dir: string, command: string): Promise
     try {
       entry = await fsp.stat(file);
     } catch (error) {
-      throw withCause(new MieConfigError(`${command}: --model ${dir} holds no model: ${file} is missing or unreadable (${messageOf(error)}).`), error);
+      throw new MieConfigError(`${command}: --model ${dir} holds no model: ${file} is missing or unreadable (${causeMessage(error)}).`, { cause: error });
     }
     if (!entry.isFile()) throw new MieConfigError(`${command}: --model ${dir}: ${file} must be a regular file; it is ${kindOf(entry)}.`);
   }
@@ -56,37 +56,6 @@ export async function loadModelDirectory(dir: string, command: string): Promise<
     return await BaseModel.load(dir);
   } catch (error) {
     if (error instanceof MieError) throw error;
-    throw withCause(new MieSerializationError(`${command}: cannot load the model in ${dir}: ${messageOf(error)}`), error);
-  }
-}
-
-/**
- * Reads a small regular file whole: opened without blocking (a FIFO is refused, not waited on),
- * at most `maxBytes`. Every failure is a `MieSerializationError` naming the file.
- */
-export async function readSmallFile(file: string, maxBytes: number, command: string): Promise<Uint8Array> {
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
-  } catch (error) {
-    throw withCause(new MieSerializationError(`${command}: cannot read ${file}: ${messageOf(error)}`), error);
-  }
-  try {
-    const stats = await handle.stat();
-    if (!stats.isFile()) throw new MieSerializationError(`${command}: ${file} must be a regular file; it is ${kindOf(stats)}.`);
-    if (stats.size > maxBytes) throw new MieSerializationError(`${command}: ${file} is ${stats.size} bytes, more than the ${maxBytes} bytes such a file can be.`);
-    const bytes = new Uint8Array(stats.size);
-    let offset = 0;
-    while (offset < bytes.length) {
-      const { bytesRead } = await handle.read(bytes, offset, bytes.length - offset, offset);
-      if (bytesRead === 0) break;
-      offset += bytesRead;
-    }
-    return bytes.subarray(0, offset);
-  } catch (error) {
-    if (error instanceof MieError) throw error;
-    throw withCause(new MieSerializationError(`${command}: cannot read ${file}: ${messageOf(error)}`), error);
-  } finally {
-    await handle.close().catch(() => undefined);
+    throw new MieSerializationError(`${command}: cannot load the model in ${dir}: ${causeMessage(error)}`, { cause: error });
   }
 }

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { MieConfigError, MieSerializationError, describeValue } from '@mie/core';
+import { MieConfigError, MieSerializationError, causeMessage } from '@mie/core';
 
 /** What a kind of run writes into its directory. */
 export interface RunLayout {
@@ -53,17 +53,6 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** The own `message` string of a caught error (Node's errors fail `instanceof Error` across realms), or a description. */
-export function messageOf(error: unknown): string {
-  const message: unknown = typeof error === 'object' && error !== null ? Object.getOwnPropertyDescriptor(error, 'message')?.value : undefined;
-  return typeof message === 'string' ? message : describeValue(error);
-}
-
-/** Sets `cause` as `new Error(message, { cause })` does (MIE's errors take a message only). */
-export function withCause<E extends Error>(error: E, cause: unknown): E {
-  return Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
-}
-
 /** The names in `dir` that a run of `layout` writes (empty when `dir` is absent or holds none). */
 export async function runEntries(dir: string, layout: RunLayout): Promise<string[]> {
   let names: string[];
@@ -71,7 +60,7 @@ export async function runEntries(dir: string, layout: RunLayout): Promise<string
     names = await fs.readdir(dir);
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return [];
-    throw withCause(new MieConfigError(`${layout.command}: cannot use --out ${dir}: ${messageOf(error)}`), error);
+    throw new MieConfigError(`${layout.command}: cannot use --out ${dir}: ${causeMessage(error)}`, { cause: error });
   }
   return names.filter((name) => layout.entries.includes(name) || layout.patterns.some((pattern) => pattern.test(name))).sort();
 }
@@ -90,7 +79,7 @@ export async function prepareRunDirectory(dir: string, layout: RunLayout, { resu
   try {
     stats = await fs.stat(dir);
   } catch (error) {
-    if (errorCode(error) !== 'ENOENT') throw withCause(new MieConfigError(`${command}: cannot use --out ${dir}: ${messageOf(error)}`), error);
+    if (errorCode(error) !== 'ENOENT') throw new MieConfigError(`${command}: cannot use --out ${dir}: ${causeMessage(error)}`, { cause: error });
   }
   if (stats !== undefined && !stats.isDirectory()) throw new MieConfigError(`${command}: --out ${dir} is not a directory.`);
   const existing = await runEntries(dir, layout);
@@ -100,7 +89,7 @@ export async function prepareRunDirectory(dir: string, layout: RunLayout, { resu
       try {
         await fs.stat(file);
       } catch (error) {
-        throw withCause(new MieConfigError(`${command}: cannot resume: ${file} is missing or unreadable (${messageOf(error)}); ${dir} holds no run to continue.`), error);
+        throw new MieConfigError(`${command}: cannot resume: ${file} is missing or unreadable (${causeMessage(error)}); ${dir} holds no run to continue.`, { cause: error });
       }
     }
     return;
@@ -114,12 +103,12 @@ export async function prepareRunDirectory(dir: string, layout: RunLayout, { resu
       // A symbolic link is removed itself, never what it points to.
       await fs.rm(entry, { recursive: true, force: true });
     } catch (error) {
-      throw withCause(new MieSerializationError(`${command}: --force could not remove ${entry}: ${messageOf(error)}`), error);
+      throw new MieSerializationError(`${command}: --force could not remove ${entry}: ${causeMessage(error)}`, { cause: error });
     }
   }
   try {
     await fs.mkdir(dir, { recursive: true });
   } catch (error) {
-    throw withCause(new MieConfigError(`${command}: cannot create the --out directory ${dir}: ${messageOf(error)}`), error);
+    throw new MieConfigError(`${command}: cannot create the --out directory ${dir}: ${causeMessage(error)}`, { cause: error });
   }
 }

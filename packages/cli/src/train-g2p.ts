@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, MieConfigError, MieSerializationError, checkOptions, getDevice, ready, setSeed, tf, writeFilesAtomically, type DeviceInfo } from '@mie/core';
+import { BaseModel, MieConfigError, MieSerializationError, causeMessage, checkOptions, getDevice, readRegularFile, ready, setSeed, tf, writeFilesAtomically, type DeviceInfo } from '@mie/core';
 import { renderLineChart } from '@mie/positional';
 import {
   AdamW,
@@ -32,8 +32,7 @@ import { renderAttentionHeatmap } from '@mie/transformer';
 import { loadG2PSplits, type G2PEntry } from './g2p-data';
 import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from './g2p-model';
 import { g2pErrorRates } from './metrics';
-import { readSmallFile } from './model-directory';
-import { G2P_RUN, messageOf, prepareRunDirectory, withCause } from './run-directory';
+import { G2P_RUN, prepareRunDirectory } from './run-directory';
 
 /** Options of {@link trainG2P}. */
 export interface TrainG2POptions {
@@ -165,14 +164,14 @@ function checkTrainOptions(options: TrainG2POptions): void {
  */
 async function resumedModel(file: string, checkpointBytes: number): Promise<{ config: G2PModelConfig; model: G2PModel }> {
   const fail = (detail: string, cause?: unknown): never => {
-    throw withCause(new MieConfigError(`${NAME}: cannot resume: ${file} ${detail}`), cause);
+    throw new MieConfigError(`${NAME}: cannot resume: ${file} ${detail}`, { cause: cause });
   };
-  const bytes = await readSmallFile(file, MAX_CONFIG_BYTES, `${NAME}: cannot resume`);
+  const bytes = await readRegularFile(file, MAX_CONFIG_BYTES, `${NAME}: cannot resume`);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
-    fail(`is not valid JSON (${messageOf(error)}).`, error);
+    fail(`is not valid JSON (${causeMessage(error)}).`, error);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('must hold a JSON object { graphemes, phonemes, transformer }.');
   const limit = Math.max(4096, Math.floor(checkpointBytes / 4));
@@ -188,7 +187,7 @@ async function resumedModel(file: string, checkpointBytes: number): Promise<{ co
     const model = new G2PModel(value as G2PModelConfig);
     return { config: model.config, model };
   } catch (error) {
-    return fail(`does not describe a G2P model: ${messageOf(error)}`, error);
+    return fail(`does not describe a G2P model: ${causeMessage(error)}`, error);
   }
 }
 
@@ -197,7 +196,7 @@ async function writeRunFiles(dir: string, files: Array<[string, Uint8Array]>): P
   try {
     await writeFilesAtomically(dir, files);
   } catch (error) {
-    throw withCause(new MieSerializationError(`${NAME}: could not write ${files.map(([name]) => name).join(', ')} to ${dir}: ${messageOf(error)}`), error);
+    throw new MieSerializationError(`${NAME}: could not write ${files.map(([name]) => name).join(', ')} to ${dir}: ${causeMessage(error)}`, { cause: error });
   }
 }
 
@@ -218,7 +217,7 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     const size = await fs.stat(checkpoint).then(
       (stats) => stats.size,
       (error: unknown) => {
-        throw withCause(new MieConfigError(`${NAME}: cannot resume: cannot read ${checkpoint}: ${messageOf(error)}`), error);
+        throw new MieConfigError(`${NAME}: cannot resume: cannot read ${checkpoint}: ${causeMessage(error)}`, { cause: error });
       },
     );
     resumed = await resumedModel(configFile, size);

@@ -40,7 +40,7 @@ export class MissingFileError extends MieSerializationError {}
  * Opens `file` for reading if it is a regular file. A missing file is a {@link MissingFileError};
  * a directory, FIFO, socket or device is a `MieSerializationError` (`where` starts the message).
  */
-export async function openRegularFile(file: string, where: string): Promise<RegularFile> {
+export async function openRegularFile(file: string, where: string, { chunkBytes = READ_CHUNK }: { chunkBytes?: number } = {}): Promise<RegularFile> {
   let handle: fsp.FileHandle;
   try {
     handle = await fsp.open(file, OPEN_FLAGS);
@@ -72,7 +72,7 @@ export async function openRegularFile(file: string, where: string): Promise<Regu
         }
         let offset = 0;
         while (offset < length) {
-          const { bytesRead } = await handle.read(bytes, offset, Math.min(READ_CHUNK, length - offset), position + offset);
+          const { bytesRead } = await handle.read(bytes, offset, Math.min(chunkBytes, length - offset), position + offset);
           if (bytesRead === 0) throw new MieSerializationError(`${where}: ${file} ended after ${position + offset} bytes while reading (it changed while being read).`);
           offset += bytesRead;
         }
@@ -86,9 +86,9 @@ export async function openRegularFile(file: string, where: string): Promise<Regu
   }
 }
 
-/** Reads a whole regular file of at most `maxBytes` bytes. */
-export async function readRegularFile(file: string, maxBytes: number, where: string): Promise<Uint8Array> {
-  const opened = await openRegularFile(file, where);
+/** Reads a whole regular file of at most `maxBytes` bytes (`chunkBytes` per read: tests use small ones). */
+export async function readRegularFile(file: string, maxBytes: number, where: string, options: { chunkBytes?: number } = {}): Promise<Uint8Array> {
+  const opened = await openRegularFile(file, where, options);
   try {
     if (opened.size > maxBytes) throw new MieSerializationError(`${where}: ${file} is ${opened.size} bytes, above the ${maxBytes}-byte limit.`);
     return await opened.read(0, opened.size);
@@ -109,10 +109,11 @@ export interface SafetensorsFile {
   close(): Promise<void>;
 }
 
-/** Opens a safetensors file and validates its header (reading only the header). */
-export async function openSafetensorsFile(path: string, where: string): Promise<SafetensorsFile> {
+/** Opens a safetensors file (of at most `maxBytes`) and validates its header (reading only the header). */
+export async function openSafetensorsFile(path: string, where: string, maxBytes = Infinity): Promise<SafetensorsFile> {
   const file = await openRegularFile(path, where);
   try {
+    if (file.size > maxBytes) throw new MieSerializationError(`${where}: ${path} is ${file.size} bytes, above the ${maxBytes}-byte limit.`);
     const first8 = await file.read(0, Math.min(8, file.size));
     const prefixLength = safetensorsPrefixLength(first8, file.size);
     const header = parseSafetensorsHeader(await file.read(0, prefixLength), file.size);
@@ -132,15 +133,23 @@ export async function openSafetensorsFile(path: string, where: string): Promise<
   }
 }
 
+/** Options of {@link readSafetensorsFile}. */
+export interface ReadSafetensorsFileOptions {
+  /** Starts every error message. Default `readSafetensorsFile("<path>")`. */
+  where?: string;
+  /** Largest file accepted, in bytes (refused before anything is read). Default: no limit. */
+  maxBytes?: number;
+}
+
 /**
  * Reads a safetensors file from disk as `readSafetensors` reads bytes, but tensor by tensor, so a
- * file of any size (more than 2 GiB, more than one buffer can hold) loads. The caller owns the
- * tensors.
+ * file of any size (more than 2 GiB, more than one buffer can hold) loads. Only a regular file is
+ * opened (a FIFO or device is refused, not waited on). The caller owns the tensors.
  */
-export async function readSafetensorsFile(path: string): Promise<SafetensorsContents> {
-  const where = `readSafetensorsFile(${describeValue(path)})`;
+export async function readSafetensorsFile(path: string, options: ReadSafetensorsFileOptions = {}): Promise<SafetensorsContents> {
+  const where = options.where ?? `readSafetensorsFile(${describeValue(path)})`;
   if (typeof path !== 'string' || path === '') throw new MieSerializationError(`${where}: the path must be a non-empty string.`);
-  const opened = await openSafetensorsFile(path, where);
+  const opened = await openSafetensorsFile(path, where, options.maxBytes);
   const tensors: Record<string, tf.Tensor> = Object.create(null);
   try {
     for (const entry of opened.header.entries) tensors[entry.name] = safetensorsEntryTensor(entry, await opened.values(entry));

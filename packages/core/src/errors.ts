@@ -95,6 +95,23 @@ function className(value: object): string | undefined {
 }
 
 /**
+ * The message of a caught value, for wrapping it in a typed error, without running code of it:
+ * the own `message` string of an error (Node's system errors fail `instanceof Error` across
+ * realms, under Jest for one), capped at 500 characters, else a description of the value.
+ */
+export function causeMessage(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    try {
+      const message: unknown = Object.getOwnPropertyDescriptor(error, 'message')?.value;
+      if (typeof message === 'string') return message.length > 500 ? `${message.slice(0, 497)}...` : message;
+    } catch {
+      // A Proxy's trap may throw.
+    }
+  }
+  return describeValue(error);
+}
+
+/**
  * Joins a list of items for a message, showing at most `limit` of them and counting the rest:
  * `"a", "b", "c" and 117 more`. Keeps messages about huge inputs (thousands of mismatched
  * state-dict keys) short.

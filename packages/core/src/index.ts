@@ -74,7 +74,16 @@ export {
 } from './checks';
 export { dropout } from './dropout';
 export { checkAllocation, memoryStatus, setMemoryLimit, float32Bytes, type MemoryStatus } from './memory';
-export { readSafetensorsFile } from './checkpoint-files';
+export {
+  readSafetensorsFile,
+  openRegularFile,
+  readRegularFile,
+  openSafetensorsFile,
+  type ReadSafetensorsFileOptions,
+  type RegularFile,
+  type SafetensorsFile,
+} from './checkpoint-files';
+export { parseStrictJson, StrictJsonError, STRICT_JSON_MAX_DEPTH } from './strict-json';
 export {
   MieError,
   MieConfigError,
@@ -84,6 +93,7 @@ export {
   describeValue,
   errorMessage,
   listForMessage,
+  causeMessage,
 } from './errors';
 export { enableFiniteChecks, checkFinite, type FiniteCheckOptions } from './check-finite';
 export { MieNumericalError, MieResourceError } from './errors';

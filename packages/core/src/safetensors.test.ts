@@ -3,7 +3,7 @@ import { MieSerializationError } from './errors';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readSafetensorsFile } from './checkpoint-files';
+import { readRegularFile, readSafetensorsFile } from './checkpoint-files';
 import {
   SAFETENSORS_MAX_HEADER_BYTES,
   decodeSafetensorsEntry,
@@ -782,5 +782,19 @@ describe('streaming: encodeSafetensors, parseSafetensorsHeader, readSafetensorsF
     expect(tf.memory().numTensors).toBe(before);
     fs.rmSync(dir, { recursive: true, force: true });
     tf.dispose(Object.values(tensors));
+  });
+});
+
+describe('readRegularFile', () => {
+  it('reads regular files whole in bounded chunks, within a size limit, and refuses the rest', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mie-read-'));
+    const file = path.join(dir, 'chunks.bin');
+    const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256);
+    fs.writeFileSync(file, bytes);
+    expect(Buffer.from(await readRegularFile(file, 1000, 'test', { chunkBytes: 7 })).equals(Buffer.from(bytes))).toBe(true);
+    await expect(readRegularFile(file, 999, 'test')).rejects.toThrow(`test: ${file} is 1000 bytes, above the 999-byte limit.`);
+    await expect(readRegularFile(path.join(dir, 'absent'), 1, 'test')).rejects.toThrow(/^test: cannot read .*absent: it does not exist/);
+    await expect(readRegularFile(dir, 1, 'test')).rejects.toThrow(/must be a regular file\. Received: a directory/);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

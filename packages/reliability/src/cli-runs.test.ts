@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CONFIG_FILE, WEIGHTS_FILE, setBackend, tf } from '@mie/core';
-import { G2PModel, run, trainIris } from '../../cli/src/index';
+import { G2PModel, run, trainIris } from '@mie/cli';
 import { REPO_ROOT, expectBackendHealthy, testBackend } from './helpers';
 
 const TINY = { dModel: 16, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 32, dropout: 0, maxSeqLength: 64 };

@@ -36,7 +36,9 @@ async function concurrently(count: number, shards: string): Promise<void> {
   fs.mkdirSync(path.join(dir, '.mie-tmp-folder'));
   fs.writeFileSync(path.join(dir, '.mie-tmp-folder', 'kept'), 'x');
   try {
+    const start = performance.now();
     const [a, b] = await Promise.all([saver(dir, count, 1, shards), saver(dir, count, 2, shards)]);
+    console.log(`${testBackend()}: 2 x ${count} concurrent ${shards === 'single' ? 'single-file' : 'sharded'} saves in ${((performance.now() - start) / 1000).toFixed(1)} s, all succeeded`);
     for (const run of [a, b]) {
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);

@@ -1,19 +1,20 @@
 import * as path from 'node:path';
 import {
   BaseModel,
-  CONFIG_FILE,
   MieConfigError,
   WEIGHTS_FILE,
   checkOneOf,
   MieSerializationError,
+  causeMessage,
   checkOptions,
   checkPositiveInteger,
   describeValue,
+  encodeSafetensors,
   errorMessage,
   setSeed,
   tf,
   writeFilesAtomically,
-  writeSafetensors,
+  type CheckpointFiles,
   type FileSystem,
   type Module,
 } from '@mie/core';
@@ -26,7 +27,6 @@ import { valueAndGradients, type NamedGradients } from './gradients';
 import { constantSchedule, type LearningRateSchedule } from './learning-rate-schedules';
 import { createProgressReporter, type ProgressMode, type ProgressReporter } from './progress';
 import { mixSeeds } from './random-order';
-import { causeMessage } from './read-regular-file';
 import {
   TRAINING_CHECKPOINT_FILE,
   hasTrainingCheckpoint,
@@ -420,24 +420,22 @@ export class Trainer<M extends Module, B> {
     if (checkpointDir !== undefined) await this.#saveBest(metric);
   }
 
-  /** Saves the model as `BaseModel.save` does (config.json + model.safetensors) plus best.json, in one atomic write. */
+  /**
+   * Saves the model as `BaseModel.save` does (config.json + model.safetensors, or shards for a model
+   * above 5 GB; streamed) plus best.json, in one atomic write.
+   */
   async #saveBest(metric: number): Promise<void> {
     const { model } = this.#options;
     const info = new TextEncoder().encode(`${JSON.stringify({ step: this.#state.step, epoch: this.#state.epoch, metric })}\n`);
-    const files: Array<[string, Uint8Array]> = [];
-    if (model instanceof BaseModel) {
-      const { config, weights } = model.toBuffers();
-      files.push([WEIGHTS_FILE, weights], [CONFIG_FILE, config]);
-    } else {
-      files.push([WEIGHTS_FILE, writeSafetensors(model.stateDict(), { format: 'mie' })]);
-    }
-    files.push([BEST_METRIC_FILE, info]);
+    const plan: CheckpointFiles =
+      model instanceof BaseModel
+        ? model.checkpointFiles()
+        : { files: [[WEIGHTS_FILE, encodeSafetensors(model.stateDict(), { format: 'mie' })]], keepPrevious: [], remove: () => false };
     const dir = this.bestCheckpointDir!;
     try {
-      await writeFilesAtomically(dir, files, this.#options.fileSystem);
+      await writeFilesAtomically(dir, [...plan.files, [BEST_METRIC_FILE, info]], { fs: this.#options.fileSystem, keepPrevious: plan.keepPrevious, remove: plan.remove });
     } catch (error) {
-      const wrapped = new MieSerializationError(`${NAME}: could not write the best checkpoint of step ${this.#state.step} to ${dir}: ${causeMessage(error)}`);
-      throw Object.defineProperty(wrapped, 'cause', { value: error, writable: true, configurable: true, enumerable: false });
+      throw new MieSerializationError(`${NAME}: could not write the best checkpoint of step ${this.#state.step} to ${dir}: ${causeMessage(error)}`, { cause: error });
     }
   }
 

@@ -8,7 +8,6 @@ import { AdamW } from './adamw';
 import { crossEntropyLoss } from './cross-entropy-loss';
 import { ShuffledBatches } from './data-source';
 import { MieTrainingError } from './errors';
-import { readRegularFile } from './read-regular-file';
 import { seededUniform } from './random-order';
 import { Trainer, type TrainerOptions } from './trainer';
 import { TRAINING_CHECKPOINT_FILE, readTrainingCheckpoint, type TrainerState } from './training-checkpoint';
@@ -171,7 +170,7 @@ describe('readTrainingCheckpoint', () => {
     ['a negative epoch', (c) => void Object.assign(c.state, { epoch: -1 }), /"epoch" must be an integer in \[0/],
     ['a seed object', (c) => void Object.assign(c.state, { seed: { valueOf: 1 } }), /"seed" must be an integer .* Received: an object/],
     ['a short history', (c) => void c.state.history.pop(), /"history" must be an array of 6 step records \(one per step\)\. Received: 5 records/],
-    ['a history of deep nesting', (c) => JSON.stringify({ ...c.state, history: 0 }).replace('"history":0', `"history":${deep(50_000)}`), /"history" must be an array of 6 step records.*Received: 1 records/],
+    ['a history of deep nesting', (c) => JSON.stringify({ ...c.state, history: 0 }).replace('"history":0', `"history":${deep(50_000)}`), /not valid JSON \(parseStrictJson: objects and arrays nested deeper than 64 levels/],
     ['a renumbered record', (c) => void (c.state.history[2].step = 9), /history\[2\]\.step must be 3\. Received: 9/],
     ['a string loss', (c) => void Object.assign(c.state.history[0], { loss: '1' }), /history\[0\]\.loss must be a finite number\. Received: "1"/],
     ['an extra record field', (c) => void Object.assign(c.state.history[1], { note: 'x' }), /history\[1\] has the unexpected field "note"/],
@@ -221,11 +220,11 @@ describe('readTrainingCheckpoint', () => {
     fs.mkdirSync(path.join(fifo, 'last'), { recursive: true });
     execFileSync('mkfifo', [path.join(fifo, 'last', TRAINING_CHECKPOINT_FILE)]);
     const started = performance.now();
-    expect((await refusal(fifo)).message).toMatch(/checkpoint\.safetensors: it is a FIFO \(named pipe\), not a regular file\.$/);
+    expect((await refusal(fifo)).message).toMatch(/checkpoint\.safetensors must be a regular file\. Received: a FIFO\.$/);
     expect(performance.now() - started).toBeLessThan(5000);
     const directory = path.join(root, 'directory');
     fs.mkdirSync(path.join(directory, 'last', TRAINING_CHECKPOINT_FILE), { recursive: true });
-    expect((await refusal(directory)).message).toMatch(/checkpoint\.safetensors: it is a directory, not a regular file\.$/);
+    expect((await refusal(directory)).message).toMatch(/checkpoint\.safetensors must be a regular file\. Received: a directory\.$/);
     for (const [name, bytes] of [['empty', pristine.subarray(0, 0)], ['truncated', pristine.subarray(0, pristine.length - 100)]] as const) {
       const dir = path.join(root, name);
       fs.mkdirSync(path.join(dir, 'last'), { recursive: true });
@@ -242,7 +241,7 @@ describe('readTrainingCheckpoint', () => {
     fs.truncateSync(file, 8 * 2 ** 30); // sparse: costs no disk
     const error = await refusal(dir);
     expect(error).toBeInstanceOf(MieSerializationError);
-    expect(error.message).toMatch(/checkpoint\.safetensors: it is 8589934592 bytes, more than the \d+ bytes that a training checkpoint of this model and optimizer can take, so it is not one\.$/);
+    expect(error.message).toMatch(/checkpoint\.safetensors is 8589934592 bytes, above the \d+-byte limit\.$/);
   });
 
   it('readTrainingCheckpoint names itself and checks the seed only when asked', async () => {
@@ -256,13 +255,3 @@ describe('readTrainingCheckpoint', () => {
   });
 });
 
-describe('readRegularFile', () => {
-  it('reads in chunks, whole', async () => {
-    const file = path.join(root, 'chunks.bin');
-    const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256);
-    fs.writeFileSync(file, bytes);
-    expect(Buffer.from(await readRegularFile(file, { subject: 'test', maxBytes: 1000, limitReason: 'x', chunkBytes: 7 })).equals(Buffer.from(bytes))).toBe(true);
-    await expect(readRegularFile(file, { subject: `test: ${file}`, maxBytes: 999, limitReason: 'the test' })).rejects.toThrow(`test: ${file}: it is 1000 bytes, more than the 999 bytes that the test can take, so it is not one.`);
-    await expect(readRegularFile(path.join(root, 'absent'), { subject: 'test', maxBytes: 1, limitReason: 'x' })).rejects.toThrow(/^test: cannot read it: ENOENT/);
-  });
-});

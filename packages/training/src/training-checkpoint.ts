@@ -4,34 +4,37 @@
  * weights with an old optimizer state. Tensors: `model.<parameter>` (the model's state dict) and
  * `optimizer.<expAvg|expAvgSq>.<parameter>`; metadata `mie.trainer`: the {@link TrainerState} JSON.
  *
- * Reading treats the file as untrusted: it is read whole within a size bound (chunked, refusing
- * FIFOs and devices), every field of the state and every tensor is checked against the others
- * and against the model and optimizer, and only then is anything loaded, so a refused file
- * changes nothing.
+ * The file is written streamed (the values go from the backend to the file in chunks), so a
+ * checkpoint of any size is one file. Reading treats it as untrusted: only a regular file within a
+ * size bound is opened (a FIFO or device is refused, not waited on), its header is validated
+ * before the values are read tensor by tensor, every field of the state and every tensor is
+ * checked against the others and against the model and optimizer, and only then is anything
+ * loaded, so a refused file changes nothing.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   MieError,
   MieSerializationError,
+  SAFETENSORS_MAX_HEADER_BYTES,
+  causeMessage,
   describeValue,
-  readSafetensors,
+  encodeSafetensors,
+  parseStrictJson,
+  readSafetensorsFile,
   tf,
   writeFilesAtomically,
-  writeSafetensors,
   type FileSystem,
   type Module,
   type NamedTensors,
+  type SafetensorsContents,
 } from '@mie/core';
 import type { AdamW, OptimizerState } from './adamw';
 import { MieTrainingError } from './errors';
-import { causeMessage, readRegularFile } from './read-regular-file';
 
 /** File name of the resumable checkpoint inside `dir/last`. */
 export const TRAINING_CHECKPOINT_FILE = 'checkpoint.safetensors';
 
-/** The safetensors header bound of `@mie/core`'s reader (`SAFETENSORS_MAX_HEADER_BYTES`, not exported). */
-const MAX_HEADER_BYTES = 100_000_000;
 
 /** One optimizer step of a run's history. */
 export interface StepRecord {
@@ -83,11 +86,6 @@ export interface ReadTrainingCheckpointOptions {
   metricMode?: 'min' | 'max';
 }
 
-function withCause<E extends Error>(error: E, cause: unknown): E {
-  Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
-  return error;
-}
-
 /**
  * Writes the checkpoint into `dir` atomically, as {@link writeTrainingCheckpoint}; a failed write
  * is a `MieSerializationError` from `where` naming `dir`, with the system error as `cause`.
@@ -105,11 +103,13 @@ export async function writeTrainingCheckpointFrom(
   const tensors: NamedTensors = {};
   for (const [name, tensor] of Object.entries(model.stateDict())) tensors[`model.${name}`] = tensor;
   for (const [name, tensor] of Object.entries(optimizerState.tensors)) tensors[`optimizer.${name}`] = tensor;
-  const bytes = writeSafetensors(tensors, { format: 'mie-training-checkpoint', 'mie.trainer': JSON.stringify({ ...state, optimizer: optimizerState.json }) });
+  // Streamed: the values go from the backend to the file in chunks, so a checkpoint of any size (weights
+  // and both moments: above 2 GiB from ~179M parameters) is written with bounded extra memory.
+  const encoding = encodeSafetensors(tensors, { format: 'mie-training-checkpoint', 'mie.trainer': JSON.stringify({ ...state, optimizer: optimizerState.json }) });
   try {
-    await writeFilesAtomically(dir, [[TRAINING_CHECKPOINT_FILE, bytes]], fileSystem);
+    await writeFilesAtomically(dir, [[TRAINING_CHECKPOINT_FILE, encoding]], { fs: fileSystem });
   } catch (error) {
-    throw withCause(new MieSerializationError(`${where}: could not write the training checkpoint of step ${state.step} to ${dir}: ${causeMessage(error)}`), error);
+    throw new MieSerializationError(`${where}: could not write the training checkpoint of step ${state.step} to ${dir}: ${causeMessage(error)}`, { cause: error });
   }
 }
 
@@ -160,16 +160,12 @@ export async function readTrainingCheckpointFrom(
     throw new MieTrainingError(`${prefix}: ${detail}.`);
   };
   const own = model.stateDict();
-  const bytes = await readRegularFile(file, {
-    subject: prefix,
-    maxBytes: checkpointByteLimit(own, optimizer),
-    limitReason: 'a training checkpoint of this model and optimizer',
-  });
-  let contents: ReturnType<typeof readSafetensors>;
+  let contents: SafetensorsContents;
   try {
-    contents = readSafetensors(bytes);
+    contents = await readSafetensorsFile(file, { where: prefix, maxBytes: checkpointByteLimit(own, optimizer) });
   } catch (error) {
-    throw withCause(new MieSerializationError(`${prefix}: ${causeMessage(error)}`), error);
+    if (error instanceof MieError && error.message.startsWith(prefix)) throw error;
+    throw new MieSerializationError(`${prefix}: ${causeMessage(error)}`, { cause: error });
   }
   const { tensors, metadata } = contents;
   try {
@@ -178,9 +174,10 @@ export async function readTrainingCheckpointFrom(
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(metadata['mie.trainer']);
+      // Strict: a duplicate key would otherwise resolve silently (the last one wins).
+      parsed = parseStrictJson(metadata['mie.trainer']);
     } catch (error) {
-      throw withCause(new MieSerializationError(`${prefix}: the trainer state (metadata "mie.trainer") is not valid JSON (${causeMessage(error)}).`), error);
+      throw new MieSerializationError(`${prefix}: the trainer state (metadata "mie.trainer") is not valid JSON (${causeMessage(error)}).`, { cause: error });
     }
     const state = checkTrainerState(parsed, bad);
     // The tensors: model.<name> exactly the model's state dict, optimizer.<moment>.<name> for the optimizer.
@@ -217,7 +214,7 @@ export async function readTrainingCheckpointFrom(
         throw error;
       }
     } catch (error) {
-      if (error instanceof MieError) throw withCause(new MieSerializationError(`${prefix}: ${error.message}`), error);
+      if (error instanceof MieError) throw new MieSerializationError(`${prefix}: ${error.message}`, { cause: error });
       throw error;
     } finally {
       tf.dispose(Object.values(backup.tensors));
@@ -250,7 +247,7 @@ function bytesPerElement(dtype: string): number {
  * safetensors reader accepts (the trainer state, with its history, lives there).
  */
 function checkpointByteLimit(own: NamedTensors, optimizer: AdamW): number {
-  let bytes = 8 + MAX_HEADER_BYTES;
+  let bytes = 8 + SAFETENSORS_MAX_HEADER_BYTES;
   for (const tensor of Object.values(own)) bytes += tensor.size * bytesPerElement(tensor.dtype);
   for (const name of optimizer.parameterNames) bytes += 2 * 4 * (optimizer.parameterShape(name) ?? []).reduce((a, b) => a * b, 1);
   return bytes;
