@@ -99,3 +99,34 @@ describe('writeFilesAtomically', () => {
     expect(read(dir, 'shard')).toBe('newer');
   });
 });
+
+describe('the directory lock', () => {
+  it('is not left behind when its owner cannot be written (a full disk), and an ownerless one is broken', async () => {
+    const dir = freshDir();
+    await fsp.mkdir(dir, { recursive: true });
+    const full = {
+      ...fsp,
+      open: (async (file: string, flags: string) => {
+        const handle = await fsp.open(file, flags);
+        if (!file.endsWith('.mie-lock')) return handle;
+        return new Proxy(handle, {
+          get(target, prop) {
+            if (prop === 'write') return async () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); };
+            const value = Reflect.get(target, prop);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+      }) as typeof fsp.open,
+    };
+    await expect(writeFilesAtomically(dir, [['file', bytes('x')]], { fs: full })).rejects.toThrow(/ENOSPC/);
+    expect(fs.existsSync(path.join(dir, '.mie-lock'))).toBe(false);
+    // An empty lock (a writer that died between creating and filling it) is broken after 3 s.
+    fs.writeFileSync(path.join(dir, '.mie-lock'), '');
+    const old = new Date(Date.now() - 4000);
+    fs.utimesSync(path.join(dir, '.mie-lock'), old, old);
+    const start = performance.now();
+    await writeFilesAtomically(dir, [['file', bytes('y')]]);
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect(read(dir, 'file')).toBe('y');
+  });
+});

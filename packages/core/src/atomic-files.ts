@@ -61,6 +61,7 @@ const OWNED_NAME = /^\.mie-(?:tmp|prev)-(\d{1,10})\.([0-9a-f]{8})\.([0-9a-f]{12}
 /** A held lock is refreshed this often; one not refreshed for {@link LOCK_STALE_MS} is broken. */
 const LOCK_REFRESH_MS = 2000;
 const LOCK_STALE_MS = 30_000;
+const LOCK_OWNERLESS_MS = 3000;
 /** Largest single write: Node refuses one write of 2 GiB or more. */
 const WRITE_CHUNK = 1 << 30;
 
@@ -162,8 +163,12 @@ async function lockDirectory(fs: FileSystem, dir: string): Promise<() => Promise
       const handle = await fs.open(file, 'wx');
       try {
         await handle.write(owner);
-      } finally {
         await handle.close();
+      } catch (error) {
+        // A lock without its owner (a full disk) would make the next writer wait for it to go stale.
+        await handle.close().catch(() => undefined);
+        await fs.rm(file, { force: true }).catch(() => undefined);
+        throw error;
       }
       const timer = setInterval(() => {
         const now = new Date();
@@ -186,7 +191,10 @@ async function lockDirectory(fs: FileSystem, dir: string): Promise<() => Promise
     }
     const age = Date.now() - info.mtimeMs;
     const dead = holder !== undefined && holder.host === HOST_TAG && !processAlive(holder.pid);
-    if (dead || age > LOCK_STALE_MS) {
+    // A writer fills in its lock right after creating it: one still unreadable seconds later was
+    // left by a writer that died in between.
+    const ownerless = holder === undefined && age > LOCK_OWNERLESS_MS;
+    if (dead || ownerless || age > LOCK_STALE_MS) {
       // Break it by renaming it away: of several waiters, only one rename succeeds.
       const broken = path.join(dir, `${LOCK_FILE}-broken-${token}`);
       const renamed = await fs.rename(file, broken).then(
