@@ -88,7 +88,10 @@ export class G2PModel extends BaseModel<G2PModelConfig> {
   }
 
   /** Pronounces `words` (greedy, or beam search with `numBeams`), in batches of `batchSize`. */
-  async pronounce(words: string[], { numBeams = 1, batchSize = 256, maxNewTokens = 32 }: { numBeams?: number; batchSize?: number; maxNewTokens?: number } = {}): Promise<string[][]> {
+  async pronounce(
+    words: string[],
+    { numBeams = 1, batchSize = 256, maxNewTokens = Math.min(32, this.config.transformer.maxSeqLength ?? 5000) }: { numBeams?: number; batchSize?: number; maxNewTokens?: number } = {},
+  ): Promise<string[][]> {
     const results: string[][] = [];
     for (let start = 0; start < words.length; start += batchSize) {
       const chunk = words.slice(start, start + batchSize);

@@ -337,16 +337,17 @@ export function layoutHeatmap(options: HeatmapOptions): HeatmapLayout {
   // x tick labels: horizontal when they fit in their cells, else vertical, thinned when crowded.
   const xLabels = options.xTickLabels ?? Array.from({ length: columns }, (_, i) => String(i));
   const xWidths = xLabels.map((l) => textWidth(l, size));
-  const xWidest = Math.max(...xWidths);
+  const most = (values: number[]) => values.reduce((a, b) => Math.max(a, b), 0); // no spread: labels may be many
+  const xWidest = most(xWidths);
   const xVertical = options.xTickLabels !== undefined && xWidest + 4 > cellWidth;
   const xIndices = options.xTickLabels
     ? tickIndices(columns, cellWidth, xVertical ? line : xWidest + 4, false)
     : tickIndices(columns, cellWidth, Math.max(xWidest + 8, size * 2.5), true);
-  const xTickBand = xVertical ? Math.ceil(Math.max(...xIndices.map((i) => xWidths[i]))) : line;
+  const xTickBand = xVertical ? Math.ceil(most(xIndices.map((i) => xWidths[i]))) : line;
 
   const yLabels = options.yTickLabels ?? Array.from({ length: rows }, (_, i) => String(i));
   const yIndices = options.yTickLabels ? tickIndices(rows, cellHeight, line, false) : tickIndices(rows, cellHeight, size * 2.5, true);
-  const yTickBand = Math.ceil(Math.max(...yIndices.map((i) => textWidth(yLabels[i], size))));
+  const yTickBand = Math.ceil(most(yIndices.map((i) => textWidth(yLabels[i], size))));
 
   // Colour bar ticks: the caller's, or nice values inside [vmin, vmax].
   const step = niceStep((vmax - vmin) / 5);

@@ -31,6 +31,12 @@ describe('renderLineChart', () => {
     expect([png.data[0], png.data[1], png.data[2]]).toEqual([255, 255, 255]);
   });
 
+  it('draws a series of 200,000 points (a spread of the coordinates overflowed the stack)', async () => {
+    const points = Array.from({ length: 200_000 }, (_, i): [number, number] => [i, Math.sin(i / 1000)]);
+    const png = await renderLineChart({ series: [{ name: 'long', points }], title: 'long' });
+    expect(png.length).toBeGreaterThan(1000);
+  }, 30_000);
+
   it('rejects a chart with no finite point', async () => {
     await expect(renderLineChart({ series: [{ name: 'x', points: [[0, NaN]] }] })).rejects.toThrow(/at least one finite point/);
   });

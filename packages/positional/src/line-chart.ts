@@ -49,12 +49,15 @@ export async function renderLineChart(options: LineChartOptions): Promise<Uint8A
   const size = 12;
   const xs = points.map(([x]) => x);
   const ys = points.map(([, y]) => y);
-  const xTicks = ticks(Math.min(...xs), Math.max(...xs));
-  const yTicks = ticks(Math.min(...ys), Math.max(...ys));
+  // Reductions, not spreads: a series of a million points would overflow the stack.
+  const least = (values: number[]) => values.reduce((a, b) => Math.min(a, b), Infinity);
+  const most = (values: number[]) => values.reduce((a, b) => Math.max(a, b), -Infinity);
+  const xTicks = ticks(least(xs), most(xs));
+  const yTicks = ticks(least(ys), most(ys));
   const [x0, x1] = [xTicks.values[0], xTicks.values[xTicks.values.length - 1]];
   const [y0, y1] = [yTicks.values[0], yTicks.values[yTicks.values.length - 1]];
   const yLabels = yTicks.values.map((v) => formatValue(v, yTicks.step));
-  const left = 14 + (yLabel ? size + 8 : 0) + Math.max(...yLabels.map((l) => textWidth(l, size))) + 8;
+  const left = 14 + (yLabel ? size + 8 : 0) + most(yLabels.map((l) => textWidth(l, size))) + 8;
   const top = 14 + (title ? size * 1.25 + 10 : 0);
   const right = width - 16;
   const bottom = height - 14 - (xLabel ? size + 8 : 0) - size - 8;

@@ -23,6 +23,16 @@ describe('padBatch', () => {
   });
 });
 
+describe('padBatch on a huge batch', () => {
+  it('pads 300,000 sequences (a spread of their lengths overflowed the stack)', () => {
+    const sequences = Array.from({ length: 300_000 }, (_, i) => (i === 7 ? [1, 2, 3] : [4]));
+    const { ids, mask } = padBatch(sequences);
+    expect(ids.shape).toEqual([300_000, 3]);
+    expect(Array.from(ids.dataSync().subarray(21, 24))).toEqual([1, 2, 3]);
+    tf.dispose([ids, mask]);
+  });
+});
+
 describe('bucketByLength', () => {
   it('covers every index once, respects the limits, and is deterministic in the seed', () => {
     fc.assert(

@@ -26,7 +26,7 @@ export function padBatch(sequences: ReadonlyArray<ArrayLike<number>>, padId = 0,
     throw new MieShapeError(errorMessage(name, 'sequences', 'must be a non-empty array of token-id arrays', sequences));
   }
   if (!Number.isSafeInteger(padId)) throw new MieConfigError(errorMessage(name, 'padId', 'must be an integer', padId));
-  const longest = Math.max(...sequences.map((s) => s.length));
+  const longest = sequences.reduce((most, s) => Math.max(most, s.length), 0); // no spread: batches may be huge
   const width = length === undefined ? longest : checkPositiveInteger(name, 'length', length);
   if (longest > width) {
     throw new MieShapeError(`${name}: a sequence has ${longest} tokens, more than length ${width}.`);

@@ -393,7 +393,7 @@ async function runBeamSearch(model: EncoderDecoderTransformer, src: tf.Tensor, o
       for (let i = 0; i < batch; i++) {
         if (done[i]) {
           beams[i] = beams[i].map((beam) => ({ tokens: [...beam.tokens, filler], sumLogProbs: -Infinity }));
-          reorder.push(...beams[i].map((_, j) => i * k + j));
+          for (let j = 0; j < k; j++) reorder.push(i * k + j);
           continue;
         }
         const logProbs = beams[i].map((beam, j) =>
@@ -401,8 +401,9 @@ async function runBeamSearch(model: EncoderDecoderTransformer, src: tf.Tensor, o
         );
         const next = beamStep(beams[i], logProbs, hypotheses[i], { eosTokenId, filler });
         beams[i] = next.beams;
-        reorder.push(...next.sources.map((source) => i * k + source));
-        const bestRunning = Math.max(...next.beams.map((beam) => beam.sumLogProbs));
+        // Loops, not spreads: a spread of numBeams arguments overflows the stack for large beams.
+        for (const source of next.sources) reorder.push(i * k + source);
+        const bestRunning = next.beams.reduce((best, beam) => Math.max(best, beam.sumLogProbs), -Infinity);
         done[i] = hypotheses[i].isDone(bestRunning, step + 1, maxNewTokens, earlyStopping);
       }
       if (done.every(Boolean)) break;
