@@ -2,8 +2,10 @@
  * Checkpoints of more than 2 GiB save and load (cpu backend: the wasm heap holds at most 4 GiB,
  * model and file together do not fit there). Before, `load` read the weights with one `read` of
  * more than 2^31 - 1 bytes, which kills Node (SIGABRT), and `save` could not write a model of
- * more than ~537M parameters. Runs in the cpu project only (see jest.config.js).
+ * more than ~537M parameters, nor a Trainer checkpoint (weights and two moments) of more than
+ * ~179M. Runs in the cpu project only (see jest.config.js).
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -76,4 +78,31 @@ it('a 2.4 GB model saves to one file and to Hugging Face shards, and both load',
   model.dispose();
   expectBackendHealthy();
   console.log(`2.4 GB checkpoint (cpu): one file ${(size / 2 ** 30).toFixed(2)} GiB saved in ${saveSeconds.toFixed(1)} s, loaded in ${loadSeconds.toFixed(1)} s`);
+}, 300_000);
+
+it('a Trainer checkpoint of 2.2 GB (180M parameters and both moments) saves and resumes', () => {
+  const dir = path.join(root, 'trainer');
+  const child = spawnSync(process.execPath, [path.resolve(__dirname, '../fixtures/big-trainer.js'), dir], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  expect(child.stderr).toBe('');
+  expect(child.status).toBe(0);
+  const result = JSON.parse(child.stdout) as {
+    size: number;
+    step: number;
+    trained: number[][];
+    resumed: number[][];
+    expAvg: number[];
+    resumedExpAvg: number[];
+    saveSeconds: number;
+    resumeSeconds: number;
+    healthy: boolean;
+  };
+  expect(result.size).toBeGreaterThan(2 ** 31);
+  expect(result.step).toBe(1);
+  // One step moved every weight off its initial value k + 1, and the resumed run holds exactly those weights and moments.
+  expect(result.trained.every(([a], k) => a !== k + 1)).toBe(true);
+  expect(result.resumed).toEqual(result.trained);
+  expect(result.resumedExpAvg).toEqual(result.expAvg);
+  expect(result.expAvg[0]).not.toBe(0);
+  expect(result.healthy).toBe(true);
+  console.log(`Trainer checkpoint (cpu, plain node): ${(result.size / 2 ** 30).toFixed(2)} GiB; one step and its save ${result.saveSeconds.toFixed(1)} s, resumed (validated, loaded, saved again) in ${result.resumeSeconds.toFixed(1)} s`);
 }, 300_000);
