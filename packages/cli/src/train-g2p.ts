@@ -17,7 +17,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { BaseModel, MieConfigError, MieSerializationError, causeMessage, checkOptions, getDevice, readRegularFile, ready, setSeed, tf, writeFilesAtomically, type DeviceInfo } from '@mie/core';
-import { renderLineChart } from '@mie/positional';
 import {
   AdamW,
   ShuffledBatches,
@@ -28,7 +27,7 @@ import {
   scaledInverseSquareRootSchedule,
   type FitResult,
 } from '@mie/training';
-import { renderAttentionHeatmap } from '@mie/transformer';
+import { renderAttentionHeatmap, renderLineChart } from '@mie/plot';
 import { loadG2PSplits, type G2PEntry } from './g2p-data';
 import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from './g2p-model';
 import { g2pErrorRates } from './metrics';

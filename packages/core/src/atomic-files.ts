@@ -33,8 +33,11 @@ export interface FileSystem {
   utimes?: typeof fsp.utimes;
 }
 
-/** A file's content: bytes, or a sequence of chunks of known total length (a streamed safetensors file). */
-export type FileContent = Uint8Array | { readonly byteLength: number; chunks(): Iterable<Uint8Array> };
+/**
+ * A file's content: bytes, or a sequence of chunks of known total length (a streamed safetensors
+ * file), read asynchronously when `chunksAsync` is there.
+ */
+export type FileContent = Uint8Array | { readonly byteLength: number; chunks(): Iterable<Uint8Array>; chunksAsync?(): AsyncIterable<Uint8Array> };
 
 /** Options of {@link writeFilesAtomically}. */
 export interface WriteFilesOptions {
@@ -93,9 +96,9 @@ function processAlive(pid: number): boolean {
 async function writeDurably(fs: FileSystem, file: string, content: FileContent): Promise<void> {
   const handle = await fs.open(file, 'wx');
   try {
-    const chunks = content instanceof Uint8Array ? [content] : content.chunks();
+    const chunks = content instanceof Uint8Array ? [content] : (content.chunksAsync?.() ?? content.chunks());
     let written = 0;
-    for (const chunk of chunks) {
+    for await (const chunk of chunks) {
       for (let offset = 0; offset < chunk.length; ) {
         const length = Math.min(WRITE_CHUNK, chunk.length - offset);
         const { bytesWritten } = await handle.write(chunk, offset, length);

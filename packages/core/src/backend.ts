@@ -8,6 +8,7 @@ import { MieBackendError, describeValue } from './errors';
 import { tf } from './tfjs';
 import { loadBlas, type Blas } from './blas';
 import { guardWasmAllocations } from './memory';
+import { emitWarning, environmentVariable, loadOptionalModule } from './host';
 import { registerWasmKernels } from './wasm-kernels';
 import { loadSimdGemm, simdGemm } from './simd-gemm';
 import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
@@ -50,9 +51,8 @@ export type ModuleLoader = (name: string) => unknown;
 const GPU_PACKAGE = '@tensorflow/tfjs-node-gpu';
 const NODE_PACKAGE = '@tensorflow/tfjs-node';
 
-// A plain require: the optional peers are CommonJS packages resolved from the user's install.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-let loadModule: ModuleLoader = (name) => require(name);
+// A plain require (host.ts): the optional peers are CommonJS packages resolved from the user's install.
+let loadModule: ModuleLoader = loadOptionalModule;
 let device: DeviceInfo | null = null;
 let pending: Promise<DeviceInfo> | null = null;
 
@@ -69,7 +69,7 @@ let blas: Blas | null | undefined;
 function selectWasmGemm(threads: number): void {
   if (blas === undefined) blas = loadBlas();
   if (blas) setWasmGemm('blas', blas.gemm);
-  else if (threads === 1 && process.env.MIE_SIMD_GEMM !== '0' && loadSimdGemm(tf.backend() as BackendWasm)) setWasmGemm('simd', simdGemm);
+  else if (threads === 1 && environmentVariable('MIE_SIMD_GEMM') !== '0' && loadSimdGemm(tf.backend() as BackendWasm)) setWasmGemm('simd', simdGemm);
   else setWasmGemm('xnnpack', xnnpackGemm);
 }
 
@@ -129,7 +129,7 @@ async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
   selectWasmGemm(threads);
-  const matmul = process.env.MIE_WASM_MATMUL === 'stock' ? 'stock' : (wasmGemmName() as 'blas' | 'simd' | 'xnnpack');
+  const matmul = environmentVariable('MIE_WASM_MATMUL') === 'stock' ? 'stock' : (wasmGemmName() as 'blas' | 'simd' | 'xnnpack');
   return {
     backend: 'wasm',
     kind: 'cpu',
@@ -183,7 +183,7 @@ async function select(choice: BackendChoice): Promise<DeviceInfo> {
       try {
         return await activateWasm(choice);
       } catch (error) {
-        process.emitWarning(`MIE: the wasm backend failed (${(error as Error).message}); falling back to cpu.`);
+        emitWarning(`MIE: the wasm backend failed (${(error as Error).message}); falling back to cpu.`);
         return activateCpu(choice);
       }
     }
@@ -198,7 +198,7 @@ function parseChoice(value: unknown, source: string): BackendChoice {
 
 /** The backend asked for by the `MIE_BACKEND` environment variable, or `'auto'`. */
 export function backendFromEnvironment(): BackendChoice {
-  const value = process.env.MIE_BACKEND;
+  const value = environmentVariable('MIE_BACKEND');
   return value === undefined || value === '' ? 'auto' : parseChoice(value, 'the MIE_BACKEND environment variable');
 }
 

@@ -443,7 +443,7 @@ describe('loading checks the layout a config implies before building anything', 
     const start = performance.now();
     await expect(Stack.load(dir)).rejects.toThrow(/config\.json must be a regular file\. Received: a FIFO/);
     expect(performance.now() - start).toBeLessThan(1000);
-    await expect(Stack.load(123 as never)).rejects.toThrow(/Stack\.load: the directory must be a non-empty string path\. Received: 123/);
+    await expect(Stack.load(123 as never)).rejects.toThrow(/Stack\.load: the directory must be a non-empty string path or a URL\. Received: 123/);
     await expect(BaseModel.load('' as never)).rejects.toThrow(MieSerializationError);
     await expect(model.save(null as never)).rejects.toThrow(/Stack\.save: the directory must be a non-empty string/);
     expect(() => Stack.fromBuffers(null as never)).toThrow(/expected \{ config: Uint8Array, weights: Uint8Array \}/);

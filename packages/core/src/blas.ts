@@ -6,6 +6,7 @@
  * MIE's SIMD GEMM (or XNNPACK) instead.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { environmentVariable, loadOptionalModule } from './host';
 import type { Gemm } from './wasm-matmul';
 
 type Sgemm = (
@@ -47,15 +48,15 @@ function selfCheck(sgemm: Sgemm): boolean {
  * missing library or a failed self-check all mean "no BLAS".
  */
 export function loadBlas(): Blas | null {
-  if (process.env.MIE_BLAS === '0') return null;
+  if (environmentVariable('MIE_BLAS') === '0') return null;
   let koffi: { load(path: string): { func(signature: string): unknown } };
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    koffi = require('koffi');
+    koffi = loadOptionalModule('koffi') as typeof koffi;
   } catch {
     return null;
   }
-  const candidates = process.env.MIE_BLAS_LIBRARY ? [process.env.MIE_BLAS_LIBRARY, ...BLAS_LIBRARIES] : BLAS_LIBRARIES;
+  const preferred = environmentVariable('MIE_BLAS_LIBRARY');
+  const candidates = preferred ? [preferred, ...BLAS_LIBRARIES] : BLAS_LIBRARIES;
   for (const library of candidates) {
     try {
       const sgemm = koffi

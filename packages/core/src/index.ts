@@ -15,6 +15,8 @@ export {
   type ModuleLoader,
 } from './backend';
 export { registerWasmKernels } from './wasm-kernels';
+export { environmentVariable } from './host';
+export { registerPlotter, registeredPlotter, type ColorMapName, type HeatmapOptions, type Plotter } from './plotting';
 export { Module, checkRank, parameter, buffer, type ForwardHook, type LoadStateDictResult, type NamedTensors, type ParameterOptions } from './module';
 export { stateLayout, isPlaceholder, type StateLayout, type StateLayoutEntry, type LayoutLimits } from './construction';
 export {

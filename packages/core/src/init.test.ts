@@ -80,7 +80,7 @@ describe('setSeed', () => {
   });
 
   it('dropout passes the gradient through the same mask, and leaks nothing', () => {
-    const x = tf.range(1, 2001).reshape([40, 50]);
+    const x = tf.reshape(tf.range(1, 2001), [40, 50]);
     const before = tf.memory().numTensors;
     setSeed(5);
     const y = dropout(x, 0.3, true);

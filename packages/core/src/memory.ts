@@ -18,6 +18,7 @@
  * their own exhaustion.
  */
 import { MieConfigError, MieResourceError } from './errors';
+import { environmentVariable, hostMemory, residentMemory } from './host';
 import { tf } from './tfjs';
 
 /** The wasm backend's maximum heap (its build's MAXIMUM_MEMORY). */
@@ -38,7 +39,7 @@ function parseLimit(value: string): number {
 
 function configuredLimit(): number | null {
   if (userLimit === undefined) {
-    const env = typeof process !== 'undefined' ? process.env?.MIE_MEMORY_LIMIT : undefined;
+    const env = environmentVariable('MIE_MEMORY_LIMIT');
     userLimit = env ? parseLimit(env) : null;
   }
   return userLimit;
@@ -53,15 +54,6 @@ export function setMemoryLimit(bytes: number | null): void {
     throw new MieConfigError(`setMemoryLimit: the limit must be a positive number of bytes or null. Received: ${String(bytes)}.`);
   }
   userLimit = bytes;
-}
-
-/** The machine's memory as Node sees it (a container's limit when there is one), or undefined. */
-function hostMemory(): number | undefined {
-  if (typeof process === 'undefined' || !process.versions?.node) return undefined;
-  const constrained = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const total = (require('node:os') as typeof import('node:os')).totalmem();
-  return constrained && constrained > 0 && constrained < total ? constrained : total;
 }
 
 /** What {@link memoryStatus} reports. */
@@ -89,7 +81,7 @@ export function memoryStatus(): MemoryStatus {
   } else if (backend === 'cpu' || backend === 'tensorflow') {
     const host = hostMemory();
     limit = configured ?? (host !== undefined ? HOST_SHARE * host : Infinity);
-    used = host !== undefined && typeof process.memoryUsage?.rss === 'function' ? process.memoryUsage.rss() : tensorBytes;
+    used = host !== undefined ? (residentMemory() ?? tensorBytes) : tensorBytes;
   } else {
     limit = configured ?? Infinity;
     used = tensorBytes;

@@ -238,8 +238,10 @@ function checkUint8Array(bytes: unknown): asserts bytes is Uint8Array {
 export interface SafetensorsEncoding {
   /** Total length of the file in bytes. */
   readonly byteLength: number;
-  /** The file's bytes in order; each call starts again from the beginning. */
+  /** The file's bytes in order; each call starts again from the beginning. Reads the values synchronously. */
   chunks(): Iterable<Uint8Array>;
+  /** The same bytes, reading each tensor's values asynchronously (`await tensor.data()`): what GPU backends need. */
+  chunksAsync(): AsyncIterable<Uint8Array>;
 }
 
 /** Largest chunk {@link encodeSafetensors} yields: file writes are bounded (Node refuses one write of 2 GiB or more). */
@@ -312,7 +314,14 @@ export function encodeSafetensors(tensors: Record<string, tf.Tensor>, metadata?:
       yield prefix;
       for (const tensor of plans) {
         if (tensor.isDisposed) throw new MieSerializationError(errorMessage(WRITER, 'tensor', 'was disposed before its values were written'));
-        yield* valueChunks(tensor);
+        yield* valueChunks(tensor, tensor.dataSync());
+      }
+    },
+    async *chunksAsync() {
+      yield prefix;
+      for (const tensor of plans) {
+        if (tensor.isDisposed) throw new MieSerializationError(errorMessage(WRITER, 'tensor', 'was disposed before its values were written'));
+        yield* valueChunks(tensor, await tensor.data());
       }
     },
   };
@@ -341,9 +350,25 @@ export function writeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: 
   return out;
 }
 
-/** The little-endian bytes of a tensor's values, in chunks of at most {@link CHUNK_BYTES}. */
-function* valueChunks(tensor: tf.Tensor): Generator<Uint8Array> {
-  const data = tensor.dataSync();
+/** {@link writeSafetensors}, reading the values asynchronously (GPU backends). */
+export async function writeSafetensorsAsync(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Promise<Uint8Array> {
+  const encoding = encodeSafetensors(tensors, metadata);
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(encoding.byteLength);
+  } catch {
+    throw new MieSerializationError(errorMessage(WRITER, 'file', 'is too large for one buffer in this runtime; stream it to disk with writeFilesAtomically', `${encoding.byteLength} bytes`));
+  }
+  let offset = 0;
+  for await (const chunk of encoding.chunksAsync()) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** The little-endian bytes of a tensor's values (`data`), in chunks of at most {@link CHUNK_BYTES}. */
+function* valueChunks(tensor: tf.Tensor, data: tf.DataTypeMap[tf.NumericDataType]): Generator<Uint8Array> {
   if (tensor.dtype === 'bool') {
     for (let start = 0; start < data.length; start += CHUNK_BYTES) {
       const count = Math.min(CHUNK_BYTES, data.length - start);

@@ -44,6 +44,14 @@ function internals(backend: BackendWasm): WasmModuleInternals {
   return (backend as unknown as { wasm: WasmModuleInternals }).wasm;
 }
 
+/** Base64 to bytes with `atob`, which browsers and Node both have (Node's Buffer is Node's only). */
+function decodeBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
 /**
  * The GEMM module bound to `backend`'s memory, instantiated on first use; throws when it cannot
  * be (a shared memory, as the threaded build uses, or a missing memory export).
@@ -54,7 +62,7 @@ function instanceFor(backend: BackendWasm): SimdGemm {
   if (!(memory instanceof WebAssemblyApi.Memory)) throw new Error('simd GEMM: the wasm backend does not expose its memory');
   let found = instances.get(memory);
   if (!found) {
-    compiled ??= new WebAssemblyApi.Module(Buffer.from(GEMM_WASM_BASE64, 'base64'));
+    compiled ??= new WebAssemblyApi.Module(decodeBase64(GEMM_WASM_BASE64));
     const exports = new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports as unknown as GemmExports;
     const work = module._malloc(exports.work_floats() * 4);
     if (!work) throw new Error('simd GEMM: could not allocate its packing scratch');

@@ -5,6 +5,7 @@
  * leading-axes `Sum` and row `GatherV2` kernels (`MIE_WASM_KERNELS=stock` keeps the stock ones).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { environmentVariable } from './host';
 import { tf } from './tfjs';
 import { simdColumnSums } from './simd-gemm';
 import { gemmColumnSums, wasmGemmName } from './wasm-matmul';
@@ -220,7 +221,7 @@ export function registerWasmKernels(): void {
     tf.unregisterKernel('Transpose', 'wasm');
     tf.registerKernel({ ...transpose, kernelFunc: emptySafeTranspose(transpose.kernelFunc) });
   }
-  if (process.env.MIE_WASM_KERNELS === 'stock') return;
+  if (environmentVariable('MIE_WASM_KERNELS') === 'stock') return;
   stockIdentity = tf.getKernel('Identity', 'wasm');
   stockSum = tf.getKernel('Sum', 'wasm');
   stockGather = tf.getKernel('GatherV2', 'wasm');

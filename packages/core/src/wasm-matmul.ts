@@ -21,6 +21,7 @@
  * Legend: M rows of the output, N its columns, K the contracted size.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { environmentVariable } from './host';
 import { tf } from './tfjs';
 
 type TensorInfo = tf.TensorInfo;
@@ -338,7 +339,7 @@ let installed = false;
  * `MIE_WASM_MATMUL=stock` keeps the stock kernels.
  */
 export function installWasmMatMul(): void {
-  if (installed || process.env.MIE_WASM_MATMUL === 'stock') return;
+  if (installed || environmentVariable('MIE_WASM_MATMUL') === 'stock') return;
   installed = true;
   stockBatchMatMul = tf.getKernel('BatchMatMul', 'wasm');
   stockFusedMatMul = tf.getKernel('_FusedMatMul', 'wasm');

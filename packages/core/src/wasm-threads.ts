@@ -25,11 +25,12 @@ import os = require('node:os');
 import * as path from 'node:path';
 import { setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { MieBackendError } from './errors';
+import { environmentVariable } from './host';
 import { tf } from './tfjs';
 
 /** The thread count asked for by `MIE_WASM_THREADS` (1, the default, means no threads). */
 export function wasmThreadsFromEnvironment(): number {
-  const value = process.env.MIE_WASM_THREADS;
+  const value = environmentVariable('MIE_WASM_THREADS');
   if (value === undefined || value === '') return 1;
   const count = Number(value);
   if (!Number.isSafeInteger(count) || count < 1 || count > 64) {

@@ -18,16 +18,4 @@ export {
   type RotaryForwardOptions,
   type VisualizeRotationOptions,
 } from './rotary-position-encoding';
-export {
-  renderHeatmap,
-  renderHeatmapSvg,
-  layoutHeatmap,
-  heatmapColor,
-  type ColorMapName,
-  type HeatmapOptions,
-  type HeatmapLayout,
-  type HeatmapRect,
-  type HeatmapTick,
-  type HeatmapText,
-} from './heatmap';
-export { renderLineChart, type LineChartOptions, type LineSeries } from './line-chart';
+

@@ -6,6 +6,7 @@
 import {
   MieConfigError,
   Module,
+  type HeatmapOptions,
   checkDropout,
   checkFeatures,
   checkOneOf,
@@ -17,7 +18,7 @@ import {
   parameter,
   tf,
 } from '@mie/core';
-import { renderHeatmap, renderHeatmapSvg, type HeatmapOptions } from './heatmap';
+import { plotter } from './plot-loader';
 import { checkCount, checkOffset, checkPositions } from './positions';
 
 const NAME = 'PositionalEncoding';
@@ -172,15 +173,18 @@ export class PositionalEncoding extends Module {
 
   /**
    * What {@link visualizeEncodings} draws: the encodings of the first positions (rows) by embedding
-   * dimension (columns), with labels, for {@link renderHeatmap} or another plotting tool.
+   * dimension (columns), with labels, for `@mie/plot`'s `renderHeatmap` or another plotting tool.
+   * Reads the table asynchronously (as GPU backends need).
    */
-  encodingHeatmap(options: VisualizeEncodingsOptions = {}): HeatmapOptions {
+  async encodingHeatmap(options: VisualizeEncodingsOptions = {}): Promise<HeatmapOptions> {
     checkOptions(`${NAME}.visualizeEncodings`, options, VISUALIZE_KEYS);
     const { dModel, maxSeqLength, encodingType } = this.config;
     const positions = checkCount(NAME, 'maxPositions', options.maxPositions ?? Math.min(100, maxSeqLength), maxSeqLength);
     const dimensions = checkCount(NAME, 'maxDimensions', options.maxDimensions ?? dModel, dModel);
     const encodings = this.#encodings();
-    const values = tf.tidy(() => tf.slice(encodings, [0, 0], [positions, dimensions]).arraySync() as number[][]);
+    const shown = tf.tidy(() => tf.slice(encodings, [0, 0], [positions, dimensions]));
+    const values = (await shown.array()) as number[][];
+    shown.dispose();
     const kind = encodingType === 'sinusoidal' ? 'Sinusoidal' : 'Learned';
     return {
       values,
@@ -201,14 +205,17 @@ export class PositionalEncoding extends Module {
   /**
    * Renders the encodings as a heatmap PNG (positions down, embedding dimensions across, a diverging
    * colour map: blue -1, white 0, red +1, with a colour bar). Resolves to the PNG bytes and writes
-   * them to `file` when given. The design's `visualize_encodings()`.
+   * them to `file` when given (Node). The design's `visualize_encodings()`. Drawn by the optional
+   * package `@mie/plot` (install it; in a browser bundle, import it once).
    */
   async visualizeEncodings(options: VisualizeEncodingsOptions = {}): Promise<Uint8Array> {
-    return renderHeatmap(this.encodingHeatmap(options));
+    const draw = plotter(`${NAME}.visualizeEncodings`);
+    return draw.renderHeatmap(await this.encodingHeatmap(options));
   }
 
   /** The same heatmap as {@link visualizeEncodings}, as an SVG document (written to `file` when given). */
   async visualizeEncodingsSvg(options: VisualizeEncodingsOptions = {}): Promise<string> {
-    return renderHeatmapSvg(this.encodingHeatmap(options));
+    const draw = plotter(`${NAME}.visualizeEncodingsSvg`);
+    return draw.renderHeatmapSvg(await this.encodingHeatmap(options));
   }
 }

@@ -1,12 +1,7 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { MieConfigError, MieShapeError, setBackend, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import fc from 'fast-check';
-import { PNG } from 'pngjs';
 import { fromFixture, loadFixture, maxAbsDifference, withInputScale, type FixtureTensor } from './__tests__/fixtures';
-import { heatmapColor, layoutHeatmap } from './heatmap';
 import { RotaryPositionEncoding } from './rotary-position-encoding';
 
 interface RotaryFixture {
@@ -213,7 +208,8 @@ describe('RotaryPositionEncoding', () => {
     tf.dispose(rope.forward(q, q, { offset: 5 }));
     tf.dispose(rope.rotate(q));
     tf.dispose(tf.grads((x: tf.Tensor) => tf.sum(rope.rotate(x, { offset: 3 })))([q]));
-    await rope.visualizeRotation({ maxPositions: 8 });
+    rope.rotationHeatmap({ maxPositions: 8 });
+    await expect(rope.visualizeRotation()).rejects.toThrow(/RotaryPositionEncoding\.visualizeRotation: drawing needs the optional package @mie\/plot/);
     expect(tf.memory().numTensors).toBe(before);
     q.dispose();
   });
@@ -272,61 +268,3 @@ describe('RotaryPositionEncoding through the shared battery', () => {
   });
 });
 
-describe('RotaryPositionEncoding.visualizeRotation', () => {
-  let dir: string;
-  beforeAll(async () => {
-    await setBackend('cpu');
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mie-rotary-'));
-  });
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  it('draws the rotation angle per position and pair as a PNG, and writes the file', async () => {
-    const rope = new RotaryPositionEncoding({ headDim: 64, maxSeqLength: 128 });
-    const file = path.join(dir, 'rotation.png');
-    const bytes = await rope.visualizeRotation({ file });
-    expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(bytes))).toBe(true);
-    const heatmap = rope.rotationHeatmap();
-    const layout = layoutHeatmap(heatmap);
-    expect([layout.rows, layout.columns, layout.colorMap]).toEqual([64, 32, 'cyclic']);
-    const png = PNG.sync.read(Buffer.from(bytes));
-    expect([png.width, png.height]).toEqual([layout.width, layout.height]);
-
-    for (const [p, i] of [[0, 0], [1, 0], [3, 0], [5, 1], [63, 31], [40, 10]]) {
-      const angle = p * 10000 ** (-(2 * i) / 64);
-      const wrapped = Math.atan2(Math.sin(angle), Math.cos(angle));
-      expect(heatmap.values[p][i]).toBeCloseTo(wrapped, 9);
-      const x = Math.floor(layout.plot.x + (i + 0.5) * layout.cellWidth);
-      const y = Math.floor(layout.plot.y + (p + 0.5) * layout.cellHeight);
-      const at = (y * png.width + x) * 4;
-      expect([png.data[at], png.data[at + 1], png.data[at + 2]]).toEqual(heatmapColor(wrapped, 'cyclic', -Math.PI, Math.PI));
-    }
-    // Position 0 is unrotated: the white middle of the cyclic map. Pair 0 at position 3 has turned
-    // by 3 rad, near pi: the dark end.
-    expect(heatmapColor(heatmap.values[0][5], 'cyclic', -Math.PI, Math.PI)).toEqual([247, 247, 247]);
-    expect(Math.max(...heatmapColor(heatmap.values[3][0], 'cyclic', -Math.PI, Math.PI))).toBeLessThan(90);
-    for (const t of layout.texts) {
-      let dark = 0;
-      for (let y = Math.floor(t.box.y); y < t.box.y + t.box.height; y++) {
-        for (let x = Math.floor(t.box.x); x < t.box.x + t.box.width; x++) {
-          const at = (y * png.width + x) * 4;
-          if (png.data[at] < 110 && png.data[at + 1] < 110 && png.data[at + 2] < 110) dark++;
-        }
-      }
-      expect([t.text, dark > 2]).toEqual([t.text, true]);
-    }
-    expect(layout.texts.map((t) => t.text)).toEqual(expect.arrayContaining(['position p', 'pair i (dims i, i+32); frequency falls with i']));
-
-    const svg = await rope.visualizeRotationSvg({ file: path.join(dir, 'rotation.svg'), maxPositions: 16 });
-    expect(svg).toContain('>position p</text>');
-    expect(fs.readFileSync(path.join(dir, 'rotation.svg'), 'utf8')).toBe(svg);
-    rope.dispose();
-  });
-
-  it('names the interleaved pairing on the x axis', () => {
-    const rope = new RotaryPositionEncoding({ headDim: 8, maxSeqLength: 16, interleaved: true });
-    expect(rope.rotationHeatmap().xLabel).toBe('pair i (dims 2i, 2i+1); frequency falls with i');
-    expect(rope.rotationHeatmap().values).toHaveLength(16);
-    expect(() => rope.rotationHeatmap({ maxPositions: 17 })).toThrow(/option "maxPositions" must be an integer in \[1, 16\]\. Received: 17\./);
-    rope.dispose();
-  });
-});

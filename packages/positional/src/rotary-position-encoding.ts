@@ -4,8 +4,8 @@
  * position, so that `q . k` depends on the positions only through their difference.
  * Legend: b batch, s sequence length, h heads, d headDim, d/2 pairs.
  */
-import { MieConfigError, Module, buffer, checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, errorMessage, tf } from '@mie/core';
-import { renderHeatmap, renderHeatmapSvg, type HeatmapOptions } from './heatmap';
+import { MieConfigError, Module, buffer, type HeatmapOptions, checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, errorMessage, tf } from '@mie/core';
+import { plotter } from './plot-loader';
 import { checkCount, checkOffset, checkPositions } from './positions';
 
 const NAME = 'RotaryPositionEncoding';
@@ -176,7 +176,7 @@ export class RotaryPositionEncoding extends Module {
 
   /**
    * What {@link visualizeRotation} draws: the rotation angle of each pair (columns) at each position
-   * (rows), wrapped to [-pi, pi], for {@link renderHeatmap} or another plotting tool.
+   * (rows), wrapped to [-pi, pi], for `@mie/plot`'s `renderHeatmap` or another plotting tool.
    */
   rotationHeatmap(options: VisualizeRotationOptions = {}): HeatmapOptions {
     checkOptions(`${NAME}.visualizeRotation`, options, VISUALIZE_KEYS);
@@ -220,11 +220,11 @@ export class RotaryPositionEncoding extends Module {
    * and writes them to `file` when given. The design's `visualize_rotation()`.
    */
   async visualizeRotation(options: VisualizeRotationOptions = {}): Promise<Uint8Array> {
-    return renderHeatmap(this.rotationHeatmap(options));
+    return plotter(`${NAME}.visualizeRotation`).renderHeatmap(this.rotationHeatmap(options));
   }
 
   /** The same picture as {@link visualizeRotation}, as an SVG document (written to `file` when given). */
   async visualizeRotationSvg(options: VisualizeRotationOptions = {}): Promise<string> {
-    return renderHeatmapSvg(this.rotationHeatmap(options));
+    return plotter(`${NAME}.visualizeRotationSvg`).renderHeatmapSvg(this.rotationHeatmap(options));
   }
 }

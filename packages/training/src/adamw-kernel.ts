@@ -3,7 +3,7 @@
  * its new value and both moments, where the composed version runs ~15 tfjs ops (and pays the
  * engine's per-op overhead ~15 times) per parameter and step. Other backends use the composed ops.
  */
-import { tf } from '@mie/core';
+import { environmentVariable, tf } from '@mie/core';
 
 export const ADAMW_KERNEL = 'MieAdamWUpdate';
 
@@ -75,7 +75,7 @@ let registered = false;
 
 /** Registers the fused kernel for cpu and wasm (idempotent; `MIE_FUSED_ADAMW=0` skips it). */
 export function registerAdamWKernel(): void {
-  if (registered || process.env.MIE_FUSED_ADAMW === '0') return;
+  if (registered || environmentVariable('MIE_FUSED_ADAMW') === '0') return;
   registered = true;
   for (const [backendName, kernelFunc] of [['cpu', cpuKernel], ['wasm', wasmKernel]] as const) {
     if (!tf.getKernel(ADAMW_KERNEL, backendName)) {

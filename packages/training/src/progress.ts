@@ -1,8 +1,8 @@
 /**
  * Progress output of the Trainer: a cli-progress bar (loss, tokens/s, ETA) on an interactive
- * terminal, plain log lines otherwise (CI logs, files, tests).
+ * terminal (progress-bar.ts, Node only), plain log lines otherwise (CI logs, files, tests, pages).
  */
-import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import { createBarReporter, terminalIsInteractive } from './progress-bar';
 
 /** How the Trainer reports progress: `'auto'` is a bar when stdout is a TTY and no `log` was given, else lines. */
 export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
@@ -53,7 +53,8 @@ export function formatProgressLine(u: ProgressUpdate): string {
   return `${step} | epoch ${u.epoch} | loss ${u.loss.toFixed(4)} | lr ${u.lr.toExponential(2)} | ${u.throughput.toFixed(u.throughput >= 100 ? 0 : 2)} ${u.throughputUnit} | ETA ${formatDuration(u.etaSeconds)}`;
 }
 
-class LineReporter implements ProgressReporter {
+/** Plain log lines, one per update. */
+export class LineReporter implements ProgressReporter {
   constructor(private readonly log: (line: string) => void) {}
   update(u: ProgressUpdate): void {
     this.log(formatProgressLine(u));
@@ -64,41 +65,6 @@ class LineReporter implements ProgressReporter {
   stop(): void {}
 }
 
-class BarReporter implements ProgressReporter {
-  readonly #multi = new MultiBar(
-    {
-      format: 'step {value}/{total} [{bar}] epoch {epoch} | loss {loss} | lr {lr} | {throughput} | ETA {etaText}',
-      stream: process.stdout,
-      hideCursor: true,
-      clearOnComplete: false,
-    },
-    Presets.shades_classic,
-  );
-  #bar: SingleBar | null = null;
-
-  update(u: ProgressUpdate): void {
-    const payload = {
-      epoch: u.epoch,
-      loss: u.loss.toFixed(4),
-      lr: u.lr.toExponential(2),
-      throughput: `${u.throughput.toFixed(u.throughput >= 100 ? 0 : 2)} ${u.throughputUnit}`,
-      etaText: formatDuration(u.etaSeconds),
-    };
-    const total = u.totalSteps ?? u.step;
-    if (this.#bar === null) this.#bar = this.#multi.create(total, u.step, payload);
-    else {
-      this.#bar.setTotal(total);
-      this.#bar.update(u.step, payload);
-    }
-  }
-  message(line: string): void {
-    this.#multi.log(`${line}\n`);
-  }
-  stop(): void {
-    this.#multi.stop();
-  }
-}
-
 class SilentReporter implements ProgressReporter {
   update(): void {}
   message(): void {}
@@ -107,8 +73,8 @@ class SilentReporter implements ProgressReporter {
 
 /** The reporter for `mode`; `log` receives lines (default `console.log`). */
 export function createProgressReporter(mode: ProgressMode, log?: (line: string) => void): ProgressReporter {
-  const resolved = mode === 'auto' ? (log === undefined && process.stdout.isTTY === true ? 'bar' : 'lines') : mode;
+  const resolved = mode === 'auto' ? (log === undefined && terminalIsInteractive() ? 'bar' : 'lines') : mode;
   if (resolved === 'none') return new SilentReporter();
-  if (resolved === 'bar') return new BarReporter();
+  if (resolved === 'bar') return createBarReporter();
   return new LineReporter(log ?? ((line) => console.log(line)));
 }

@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import {
   BaseModel,
   MieConfigError,
@@ -144,6 +143,11 @@ const OPTIONS = [
 ] as const;
 const NAME = 'Trainer';
 
+/** `dir/name` without Node's path module (the Trainer also runs in browsers, where it has no checkpoints). */
+function joinPath(dir: string, name: string): string {
+  return /[\\/]$/.test(dir) ? `${dir}${name}` : `${dir}/${name}`;
+}
+
 /** File in `dir/best` with the metric and step of the saved model. */
 export const BEST_METRIC_FILE = 'best.json';
 
@@ -246,12 +250,12 @@ export class Trainer<M extends Module, B> {
 
   /** `checkpointDir/last`, or undefined. */
   get lastCheckpointDir(): string | undefined {
-    return this.#options.checkpointDir === undefined ? undefined : path.join(this.#options.checkpointDir, 'last');
+    return this.#options.checkpointDir === undefined ? undefined : joinPath(this.#options.checkpointDir, 'last');
   }
 
   /** `checkpointDir/best`, or undefined. */
   get bestCheckpointDir(): string | undefined {
-    return this.#options.checkpointDir === undefined ? undefined : path.join(this.#options.checkpointDir, 'best');
+    return this.#options.checkpointDir === undefined ? undefined : joinPath(this.#options.checkpointDir, 'best');
   }
 
   /** Trains until `maxSteps`, `maxEpochs` or `maxMinutes` is reached, whichever comes first. */

@@ -1,6 +1,6 @@
 /**
  * @mie/transformer: encoder and decoder layers and stacks, the encoder-decoder Transformer,
- * PyTorch state-dict import/export, attention maps and generation.
+ * PyTorch state-dict import/export, attention maps (as tensors; @mie/plot draws them) and generation.
  */
 export { TransformerEncoderLayer, type TransformerEncoderLayerCallOptions } from './transformer-encoder-layer';
 export { TransformerDecoderLayer, type TransformerDecoderLayerCallOptions, type DecoderLayerOutput } from './transformer-decoder-layer';
@@ -25,12 +25,6 @@ export {
   type TorchStateDictOptions,
   type TorchStateEntry,
 } from './torch-state-dict';
-export {
-  renderAttentionHeatmap,
-  renderAttentionHeatmapSvg,
-  attentionHeatmapOptions,
-  type AttentionHeatmapOptions,
-} from './attention-heatmap';
 export { generate, generateStream, beamSearch, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
 export {
   applyRepetitionPenalty,

@@ -27,7 +27,7 @@ const { setBackend, tf } = require('./src/index.ts');
   const A = tf.tensor2d(a, [m, k]), B = tf.tensor2d(b, [k, n]);
   // Plain, transposed (the backward pass's shapes) and batched products.
   const plain = tf.matMul(A, B).dataSync();
-  const transposed = tf.matMul(A.transpose(), B.transpose(), true, true).dataSync();
+  const transposed = tf.matMul(tf.transpose(A), tf.transpose(B), true, true).dataSync();
   const batched = tf.matMul(tf.stack([A, A]), B).dataSync().slice(m * n);
   const error = (values) => Math.max(...Array.from(values, (v, i) => Math.abs(v - reference[i])));
   console.log(JSON.stringify({ threads: device.threads, matmul: device.matmul, plain: error(plain), transposed: error(transposed), batched: error(batched) }));

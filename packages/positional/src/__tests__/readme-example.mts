@@ -1,5 +1,3 @@
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { setBackend, tf } from '@mie/core';
 import { PositionalEncoding, RotaryPositionEncoding } from '@mie/positional';
 
@@ -15,5 +13,5 @@ const k = tf.randomNormal([2, 10, 1, 16]); // one key head (grouped-query attent
 const [qRotated, kRotated] = rotary.forward(q, k);
 console.log(qRotated.shape, kRotated.shape, next.shape); // [2, 10, 4, 16] [2, 10, 1, 16] [2, 1, 64]
 
-const png = await positional.visualizeEncodings({ file: path.join(os.tmpdir(), 'sinusoidal.png') });
-console.log(png.length > 0); // true: PNG bytes, also written to the file
+const heatmap = await positional.encodingHeatmap({ maxPositions: 8 }); // what visualizeEncodings() draws
+console.log(heatmap.values.length, heatmap.values[0].length); // 8 64

@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MieConfigError, MieShapeError, setBackend, setSeed, tf } from '@mie/core';
-import { heatmapColor, layoutHeatmap, type HeatmapLayout } from '@mie/positional';
+import { heatmapColor, layoutHeatmap, type HeatmapLayout } from './heatmap';
 import { decodePng, pixelAt, type DecodedPng } from './__tests__/png';
 import { attentionHeatmapOptions, renderAttentionHeatmap, renderAttentionHeatmapSvg, type AttentionHeatmapOptions } from './attention-heatmap';
-import { EncoderDecoderTransformer } from './encoder-decoder-transformer';
+import { EncoderDecoderTransformer } from '@mie/transformer';
 
 // Written for a person to look at; MIE_HEATMAP_DIR keeps them (the tests delete their own temporary folder).
 let dir: string;
@@ -39,7 +39,7 @@ const luminance = ([r, g, b]: number[]): number => 0.2126 * r + 0.7152 * g + 0.0
 async function render(w: tf.Tensor, options: AttentionHeatmapOptions): Promise<{ png: DecodedPng; layout: HeatmapLayout; values: number[][] }> {
   const bytes = await renderAttentionHeatmap(w, options);
   const { file: _file, ...rest } = options;
-  const heatmap = attentionHeatmapOptions(w, rest);
+  const heatmap = await attentionHeatmapOptions(w, rest);
   return { png: decodePng(bytes), layout: layoutHeatmap(heatmap), values: heatmap.values };
 }
 

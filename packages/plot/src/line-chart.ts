@@ -2,10 +2,9 @@
  * Line charts as PNG (training curves): labelled axes with nice ticks, one colour per series, a
  * legend. Drawn with pureimage and the DejaVu Sans font like the heatmaps, encoded with pngjs.
  */
-import * as fs from 'node:fs/promises';
 import { MieConfigError, errorMessage } from '@mie/core';
-import * as PImage from 'pureimage';
-import { BOLD_FONT, FONT, encodePng, formatValue, loadFonts, niceStep, textWidth } from './heatmap';
+import { formatValue, niceStep } from './heatmap';
+import { font, makeRaster, textWidth, writeOutput } from './raster';
 
 /** One line: points `[x, y]` in order of x. */
 export interface LineSeries {
@@ -45,7 +44,6 @@ export async function renderLineChart(options: LineChartOptions): Promise<Uint8A
   const { series, title, xLabel, yLabel, width = 720, height = 420, file } = options;
   const points = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   if (points.length === 0) throw new MieConfigError(errorMessage('renderLineChart', 'option "series"', 'must hold at least one finite point', series.length));
-  loadFonts();
   const size = 12;
   const xs = points.map(([x]) => x);
   const ys = points.map(([, y]) => y);
@@ -64,14 +62,14 @@ export async function renderLineChart(options: LineChartOptions): Promise<Uint8A
   const px = (x: number) => left + ((x - x0) / (x1 - x0 || 1)) * (right - left);
   const py = (y: number) => bottom - ((y - y0) / (y1 - y0 || 1)) * (bottom - top);
 
-  const image = PImage.make(width, height);
-  const ctx = image.getContext('2d');
+  const image = makeRaster(width, height);
+  const ctx = image.context();
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, width, height);
   ctx.strokeStyle = '#dddddd';
   ctx.lineWidth = 1;
   ctx.fillStyle = '#222222';
-  ctx.font = `${size}px ${FONT}`;
+  ctx.font = font(size);
   for (const [i, v] of yTicks.values.entries()) {
     const y = Math.round(py(v)) + 0.5;
     ctx.beginPath();
@@ -106,9 +104,9 @@ export async function renderLineChart(options: LineChartOptions): Promise<Uint8A
     ctx.fillText(s.name, legendX + 24, legendY + size * 0.35);
   });
   if (title) {
-    ctx.font = `${size * 1.25}px ${BOLD_FONT}`;
+    ctx.font = font(size * 1.25, true);
     ctx.fillText(title, (left + right) / 2 - textWidth(title, size * 1.25, true) / 2, 14 + size * 1.25 * 0.9);
-    ctx.font = `${size}px ${FONT}`;
+    ctx.font = font(size);
   }
   if (xLabel) ctx.fillText(xLabel, (left + right) / 2 - textWidth(xLabel, size) / 2, height - 14);
   if (yLabel) {
@@ -119,7 +117,7 @@ export async function renderLineChart(options: LineChartOptions): Promise<Uint8A
     ctx.fillText(yLabel, 0, 0);
     ctx.restore();
   }
-  const bytes = encodePng(new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength), width, height);
-  if (file) await fs.writeFile(file, bytes);
+  const bytes = await image.png();
+  if (file) await writeOutput(file, bytes);
   return bytes;
 }

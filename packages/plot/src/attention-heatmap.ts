@@ -1,12 +1,12 @@
 /**
  * Attention maps as images: one head (or the mean over heads) of an attention-weight tensor drawn
- * with @mie/positional's heatmap renderer, source (key) tokens along the x axis and target (query)
+ * with the heatmap renderer, source (key) tokens along the x axis and target (query)
  * tokens down the y axis, as in Bahdanau et al. (2015, figure 3) and bertviz's head view.
  *
  * Legend: b batch, h heads, t target (query) length, s source (key) length.
  */
 import { MieConfigError, MieShapeError, checkOptions, errorMessage, tf } from '@mie/core';
-import { renderHeatmap, renderHeatmapSvg, type HeatmapOptions } from '@mie/positional';
+import { renderHeatmap, renderHeatmapSvg, type HeatmapOptions } from './heatmap';
 
 /**
  * Options of {@link renderAttentionHeatmap}: which map to draw and its labels; every other
@@ -29,8 +29,11 @@ const PASSED_ON = [
   'title', 'xLabel', 'yLabel', 'colorMap', 'vmin', 'vmax', 'colorbarLabel', 'colorbarTicks', 'cellWidth', 'cellHeight', 'fontSize', 'file',
 ] as const;
 
-/** Picks one `[t, s]` map out of `[t, s]`, `[h, t, s]` or `[b, h, t, s]` weights, as nested arrays. */
-function selectMap(name: string, weights: tf.Tensor, head: number | 'mean', batchIndex: number): number[][] {
+/**
+ * Picks one `[t, s]` map out of `[t, s]`, `[h, t, s]` or `[b, h, t, s]` weights, as nested arrays
+ * (read asynchronously: GPU backends cannot, or should not, read synchronously).
+ */
+async function selectMap(name: string, weights: tf.Tensor, head: number | 'mean', batchIndex: number): Promise<number[][]> {
   if (!(weights instanceof tf.Tensor) || weights.isDisposed || weights.rank < 2 || weights.rank > 4 || weights.dtype === 'string' || weights.dtype === 'complex64') {
     throw new MieShapeError(errorMessage(name, 'argument "weights"', 'must be a live numeric tensor [t, s], [heads, t, s] or [batch, heads, t, s]', weights));
   }
@@ -41,12 +44,16 @@ function selectMap(name: string, weights: tf.Tensor, head: number | 'mean', batc
   if (head !== 'mean' && (!Number.isInteger(head) || head < 0 || head >= heads)) {
     throw new MieConfigError(errorMessage(name, 'option "head"', `must be 'mean' or an integer in [0, ${heads}) for weights of shape [${weights.shape.join(', ')}]`, head));
   }
-  return tf.tidy(() => {
+  const map = tf.tidy(() => {
     const all = tf.reshape(tf.cast(weights, 'float32'), [batch, heads, t, s]); // -> [b, h, t, s]
     const perHead = tf.reshape(tf.slice(all, [batchIndex, 0, 0, 0], [1, heads, t, s]), [heads, t, s]); // [1, h, t, s] -> [h, t, s]
-    const map = head === 'mean' ? tf.mean(perHead, 0) : tf.reshape(tf.slice(perHead, [head, 0, 0], [1, t, s]), [t, s]); // -> [t, s]
-    return map.arraySync() as number[][];
+    return head === 'mean' ? tf.mean(perHead, 0) : tf.reshape(tf.slice(perHead, [head, 0, 0], [1, t, s]), [t, s]); // -> [t, s]
   });
+  try {
+    return (await map.array()) as number[][];
+  } finally {
+    map.dispose();
+  }
 }
 
 function checkTokens(name: string, option: string, tokens: unknown, count: number, axis: string): string[] {
@@ -66,14 +73,14 @@ function checkTokens(name: string, option: string, tokens: unknown, count: numbe
  * `'target'`, sequential colours from `vmin` 0). Pass it to `layoutHeatmap` to find a cell's
  * pixels, or to another renderer.
  */
-export function attentionHeatmapOptions(weights: tf.Tensor, options: AttentionHeatmapOptions = {}): HeatmapOptions {
+export async function attentionHeatmapOptions(weights: tf.Tensor, options: AttentionHeatmapOptions = {}): Promise<HeatmapOptions> {
   return heatmapOptions('attentionHeatmapOptions', weights, options);
 }
 
-function heatmapOptions(name: string, weights: tf.Tensor, options: AttentionHeatmapOptions): HeatmapOptions {
+async function heatmapOptions(name: string, weights: tf.Tensor, options: AttentionHeatmapOptions): Promise<HeatmapOptions> {
   checkOptions(name, options, [...OWN_OPTIONS, ...PASSED_ON]);
   const { sourceTokens, targetTokens, head = 'mean', batchIndex = 0, ...rest } = options;
-  const values = selectMap(name, weights, head, batchIndex);
+  const values = await selectMap(name, weights, head, batchIndex);
   return {
     xLabel: 'source',
     yLabel: 'target',
@@ -102,10 +109,10 @@ function heatmapOptions(name: string, weights: tf.Tensor, options: AttentionHeat
  * ```
  */
 export async function renderAttentionHeatmap(weights: tf.Tensor, options: AttentionHeatmapOptions = {}): Promise<Uint8Array> {
-  return renderHeatmap(heatmapOptions(NAME, weights, options));
+  return renderHeatmap(await heatmapOptions(NAME, weights, options));
 }
 
 /** {@link renderAttentionHeatmap} as an SVG document (vector text; the cells as an embedded image). */
 export async function renderAttentionHeatmapSvg(weights: tf.Tensor, options: AttentionHeatmapOptions = {}): Promise<string> {
-  return renderHeatmapSvg(heatmapOptions('renderAttentionHeatmapSvg', weights, options));
+  return renderHeatmapSvg(await heatmapOptions('renderAttentionHeatmapSvg', weights, options));
 }

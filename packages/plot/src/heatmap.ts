@@ -1,69 +1,16 @@
 /**
  * A small heatmap renderer for tables of numbers (positional encodings, rotation angles, attention
- * maps): cells, labelled axes with tick labels, a title and a colour bar, as a PNG (drawn with
- * pureimage and the DejaVu Sans font, encoded with pngjs) or as an SVG string.
+ * maps): cells, labelled axes with tick labels, a title and a colour bar, as a PNG (drawn through
+ * raster.ts: pureimage and DejaVu Sans in Node, an OffscreenCanvas in a browser) or as an SVG string.
  *
  * Rows of `values` run down the y axis (row 0 at the top, as matplotlib's `imshow`), columns along
  * the x axis. Both outputs share one layout, {@link layoutHeatmap}, so callers can find any cell.
  */
-import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { MieConfigError, checkOptions as checkOptionKeys, errorMessage } from '@mie/core';
-import { PNG } from 'pngjs';
-import * as PImage from 'pureimage';
+import { base64, encodePng, font, makeRaster, textWidth, writeOutput, type Raster } from './raster';
 
-/**
- * Colour maps. `'diverging'`: blue for negative, white at the centre of the range, red for positive
- * (ColorBrewer RdBu, as matplotlib's `RdBu_r`). `'sequential'`: viridis, dark purple (low) to yellow
- * (high). `'cyclic'`: for angles; equal colours at both ends of the range (dark), blue at the first
- * quarter, white at the middle, red at the third quarter. `'auto'` picks `'diverging'` when the values
- * take both signs and `'sequential'` otherwise.
- */
-export type ColorMapName = 'diverging' | 'sequential' | 'cyclic';
-
-/** What {@link renderHeatmap}, {@link renderHeatmapSvg} and {@link layoutHeatmap} draw. */
-export interface HeatmapOptions {
-  /** The table: `values[row][column]`, rectangular, at least 1 x 1. Non-finite entries are drawn grey. */
-  values: number[][];
-  /** Title above the plot. Default: none. */
-  title?: string;
-  /** Label of the x axis (columns). Default: none. */
-  xLabel?: string;
-  /** Label of the y axis (rows). Default: none. */
-  yLabel?: string;
-  /**
-   * One label per column (tokens of an attention map, say). Default: the column indices, with a
-   * readable subset shown. Labels too wide for their cell are drawn vertically; when even those would
-   * overlap, every k-th label is shown.
-   */
-  xTickLabels?: string[];
-  /** One label per row. Default: the row indices, with a readable subset shown. */
-  yTickLabels?: string[];
-  /** Colour map; default `'auto'` (diverging when the values take both signs, else sequential). */
-  colorMap?: ColorMapName | 'auto';
-  /**
-   * Value drawn with the lowest colour. Default: the minimum; for a diverging map `-vmax`, or
-   * `-max|v|` (so that zero is white). Values outside `[vmin, vmax]` take the end colours.
-   */
-  vmin?: number;
-  /** Value drawn with the highest colour. Default: the maximum; for a diverging map `-vmin`, or `max|v|`. */
-  vmax?: number;
-  /** Label beside the colour bar. Default: none. */
-  colorbarLabel?: string;
-  /**
-   * Colour bar ticks as `{ value, label }` (for example multiples of pi for angles); ticks outside
-   * `[vmin, vmax]` are dropped. Default: about five evenly spaced round numbers.
-   */
-  colorbarTicks?: Array<{ value: number; label: string }>;
-  /** Pixels per column. Default: `floor(480 / columns)`, clamped to [1, 40]. */
-  cellWidth?: number;
-  /** Pixels per row. Default: `floor(480 / rows)`, clamped to [1, 40]. */
-  cellHeight?: number;
-  /** Font size of labels in pixels; the title is 1.25 times larger. Default 12. */
-  fontSize?: number;
-  /** When given, the image is also written to this path. */
-  file?: string;
-}
+export type { ColorMapName, HeatmapOptions } from '@mie/core';
+import type { ColorMapName, HeatmapOptions } from '@mie/core';
 
 /** An axis-aligned rectangle in pixels; `x`, `y` is the top-left corner. */
 export interface HeatmapRect {
@@ -141,8 +88,6 @@ export interface HeatmapLayout {
 
 type Rgb = [number, number, number];
 
-export const FONT = 'MieDejaVuSans';
-export const BOLD_FONT = 'MieDejaVuSansBold';
 // DejaVu Sans metrics as fractions of the font size (hhea ascender/descender, digit height).
 const ASCENT = 0.93;
 const DESCENT = 0.24;
@@ -189,28 +134,7 @@ export function heatmapColor(value: number, colorMap: ColorMapName, vmin: number
   return [0, 1, 2].map((c) => Math.round(a[c] + (b[c] - a[c]) * f)) as Rgb;
 }
 
-let fontsLoaded = false;
-let measureContext: PImage.Context | null = null;
-
-/** Registers DejaVu Sans (regular and bold) with pureimage, once per process. */
-/** @internal Shared with line-chart.ts. */
-export function loadFonts(): PImage.Context {
-  if (!fontsLoaded) {
-    const dir = path.join(path.dirname(require.resolve('dejavu-fonts-ttf/package.json')), 'ttf');
-    PImage.registerFont(path.join(dir, 'DejaVuSans.ttf'), FONT).loadSync();
-    PImage.registerFont(path.join(dir, 'DejaVuSans-Bold.ttf'), BOLD_FONT).loadSync();
-    fontsLoaded = true;
-  }
-  measureContext ??= PImage.make(1, 1).getContext('2d');
-  return measureContext;
-}
-
-/** @internal */
-export function textWidth(text: string, size: number, bold = false): number {
-  const ctx = loadFonts();
-  ctx.font = `${size}px ${bold ? BOLD_FONT : FONT}`;
-  return ctx.measureText(text).width;
-}
+export { textWidth };
 
 function fail(argument: string, expected: string, received: unknown): never {
   throw new MieConfigError(errorMessage('renderHeatmap', `option "${argument}"`, expected, received));
@@ -435,8 +359,8 @@ export function layoutHeatmap(options: HeatmapOptions): HeatmapLayout {
   };
 }
 
-/** Pixel writes straight into pureimage's RGBA buffer: exact colours, and far faster than paths. */
-function fillRect(bitmap: PImage.Bitmap, x: number, y: number, w: number, h: number, [r, g, b]: Rgb): void {
+/** Pixel writes straight into the RGBA buffer: exact colours, and far faster than paths. */
+function fillRect(bitmap: Raster, x: number, y: number, w: number, h: number, [r, g, b]: Rgb): void {
   const x0 = Math.max(0, Math.round(x));
   const y0 = Math.max(0, Math.round(y));
   const x1 = Math.min(bitmap.width, Math.round(x + w));
@@ -453,17 +377,16 @@ function fillRect(bitmap: PImage.Bitmap, x: number, y: number, w: number, h: num
 }
 
 /** A one-pixel frame just outside `rect`. */
-function frame(bitmap: PImage.Bitmap, rect: HeatmapRect, color: Rgb): void {
+function frame(bitmap: Raster, rect: HeatmapRect, color: Rgb): void {
   fillRect(bitmap, rect.x - 1, rect.y - 1, rect.width + 2, 1, color);
   fillRect(bitmap, rect.x - 1, rect.y + rect.height, rect.width + 2, 1, color);
   fillRect(bitmap, rect.x - 1, rect.y, 1, rect.height, color);
   fillRect(bitmap, rect.x + rect.width, rect.y, 1, rect.height, color);
 }
 
-function drawPng(options: HeatmapOptions, layout: HeatmapLayout): Uint8Array {
-  loadFonts();
+function drawPng(options: HeatmapOptions, layout: HeatmapLayout): Promise<Uint8Array> {
   const { plot, colorbar, cellWidth, cellHeight, colorMap, vmin, vmax } = layout;
-  const bitmap = PImage.make(layout.width, layout.height);
+  const bitmap = makeRaster(layout.width, layout.height);
   bitmap.data.fill(255);
   options.values.forEach((row, r) => {
     row.forEach((value, c) => {
@@ -483,11 +406,11 @@ function drawPng(options: HeatmapOptions, layout: HeatmapLayout): Uint8Array {
     fillRect(bitmap, colorbar.x + colorbar.width + 1, Math.min(Math.floor(tick.position), colorbar.y + colorbar.height - 1), TICK - 1, 1, FRAME_COLOR);
   }
 
-  const ctx = bitmap.getContext('2d');
+  const ctx = bitmap.context();
   ctx.fillStyle = cssColor(TEXT_COLOR);
   ctx.textBaseline = 'alphabetic';
   for (const t of layout.texts) {
-    ctx.font = `${t.size}px ${t.bold ? BOLD_FONT : FONT}`;
+    ctx.font = font(t.size, t.bold);
     ctx.textAlign = t.anchor === 'start' ? 'left' : t.anchor === 'middle' ? 'center' : 'right';
     if (t.vertical) {
       ctx.save();
@@ -499,16 +422,7 @@ function drawPng(options: HeatmapOptions, layout: HeatmapLayout): Uint8Array {
       ctx.fillText(t.text, t.x, t.y);
     }
   }
-  return encodePng(bitmap.data, layout.width, layout.height);
-}
-
-/** @internal */
-export function encodePng(rgba: Uint8Array, width: number, height: number): Uint8Array {
-  // One fixed row filter: pngjs otherwise tries all five per row (most of the encoding time), and
-  // "Sub" suits runs of equal colour.
-  const png = new PNG({ width, height });
-  png.data = Buffer.from(rgba.buffer, rgba.byteOffset, width * height * 4);
-  return new Uint8Array(PNG.sync.write(png, { filterType: 1 }));
+  return bitmap.png();
 }
 
 function escapeXml(text: string): string {
@@ -517,7 +431,7 @@ function escapeXml(text: string): string {
 
 const round = (v: number): number => Math.round(v * 100) / 100;
 
-function drawSvg(options: HeatmapOptions, layout: HeatmapLayout): string {
+async function drawSvg(options: HeatmapOptions, layout: HeatmapLayout): Promise<string> {
   const { plot, colorbar, colorMap, vmin, vmax, columns, rows } = layout;
   // The cells travel as an embedded PNG of one pixel per cell, scaled without smoothing (matplotlib's
   // SVG backend embeds `imshow` images the same way): a 100 x 128 table is a few kB instead of
@@ -528,7 +442,7 @@ function drawSvg(options: HeatmapOptions, layout: HeatmapLayout): string {
       cells.set([...heatmapColor(value, colorMap, vmin, vmax), 255], (r * columns + c) * 4);
     }),
   );
-  const cellsUri = `data:image/png;base64,${Buffer.from(encodePng(cells, columns, rows)).toString('base64')}`;
+  const cellsUri = `data:image/png;base64,${base64(await encodePng(cells, columns, rows))}`;
   const stops = COLOR_MAPS[colorMap]
     .map((color, i, all) => `<stop offset="${round((i / (all.length - 1)) * 100)}%" stop-color="${cssColor(color)}"/>`)
     .join('');
@@ -568,8 +482,8 @@ function drawSvg(options: HeatmapOptions, layout: HeatmapLayout): string {
  * takes well under a second.
  */
 export async function renderHeatmap(options: HeatmapOptions): Promise<Uint8Array> {
-  const bytes = drawPng(options, layoutHeatmap(options));
-  if (options.file !== undefined) await fs.writeFile(options.file, bytes);
+  const bytes = await drawPng(options, layoutHeatmap(options));
+  if (options.file !== undefined) await writeOutput(options.file, bytes);
   return bytes;
 }
 
@@ -578,7 +492,7 @@ export async function renderHeatmap(options: HeatmapOptions): Promise<Uint8Array
  * as an embedded image). Resolves to the SVG text, and writes it to `options.file` when given.
  */
 export async function renderHeatmapSvg(options: HeatmapOptions): Promise<string> {
-  const svg = drawSvg(options, layoutHeatmap(options));
-  if (options.file !== undefined) await fs.writeFile(options.file, svg, 'utf8');
+  const svg = await drawSvg(options, layoutHeatmap(options));
+  if (options.file !== undefined) await writeOutput(options.file, svg);
   return svg;
 }
