@@ -330,6 +330,99 @@ describe('optional tfjs-node packages (stubbed loader)', () => {
   });
 });
 
+describe('webgpu and webgl choices (stubbed navigator.gpu and loader)', () => {
+  const WEBGPU_PACKAGE = '@tensorflow/tfjs-backend-webgpu';
+  const holder = globalThis as { navigator?: { gpu?: unknown } };
+  let hadNavigator = false;
+
+  /** Installs a fake `navigator.gpu` whose adapter is `adapter` (null: none). */
+  function fakeGpu(adapter: unknown): void {
+    hadNavigator = holder.navigator !== undefined;
+    if (!hadNavigator) Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
+    Object.defineProperty(holder.navigator!, 'gpu', { value: { requestAdapter: async () => adapter }, configurable: true, writable: true });
+  }
+
+  afterEach(() => {
+    if (holder.navigator) delete holder.navigator.gpu;
+    if (!hadNavigator) delete (globalThis as { navigator?: unknown }).navigator;
+    if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  });
+
+  it('are valid choices, also through MIE_BACKEND', () => {
+    expect(BACKEND_CHOICES).toEqual(expect.arrayContaining(['webgpu', 'webgl']));
+    for (const choice of ['webgpu', 'webgl']) {
+      process.env.MIE_BACKEND = choice;
+      expect(backendFromEnvironment()).toBe(choice);
+    }
+  });
+
+  it('webgl in Node -> MieBackendError saying it needs a browser, naming the alternatives', async () => {
+    const error = await backendError(setBackend('webgl'));
+    expect(error.message).toContain('needs a browser');
+    expect(error.message).toContain('webgpu');
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  it('webgpu without @tensorflow/tfjs-backend-webgpu -> "not installed", never "failed to load"', async () => {
+    fakeGpu({ info: {} });
+    useLoader(stubLoader([]));
+    const error = await backendError(setBackend('webgpu'));
+    expect(error.message).toContain(WEBGPU_PACKAGE);
+    expect(error.message).toContain('not installed');
+    expect(error.message).not.toContain('failed to load');
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  it('webgpu whose package fails while loading -> "failed to load" with the cause', async () => {
+    fakeGpu({ info: {} });
+    useLoader(() => {
+      throw new Error('GPUBufferUsage is not defined');
+    });
+    const error = await backendError(setBackend('webgpu'));
+    expect(error.message).toContain('failed to load');
+    expect(error.message).toContain('GPUBufferUsage is not defined');
+  });
+
+  it('webgpu with no adapter -> MieBackendError "no GPU adapter"', async () => {
+    fakeGpu(null);
+    useLoader((name) => {
+      if (name !== WEBGPU_PACKAGE) throw notFound(name);
+      tf.registerBackend('webgpu', () => new MathBackendCPU());
+      return {};
+    });
+    const error = await backendError(setBackend('webgpu'));
+    expect(error.message).toContain('no GPU adapter');
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  it('webgpu with an adapter -> kind gpu, the adapter described', async () => {
+    fakeGpu({ info: { vendor: 'acme', architecture: 'rdna', device: '', description: 'Acme GPU' } });
+    useLoader((name) => {
+      if (name !== WEBGPU_PACKAGE) throw notFound(name);
+      tf.registerBackend('webgpu', () => new MathBackendCPU()); // computes like a GPU would, here on the cpu
+      return {};
+    });
+    const info = await setBackend('webgpu');
+    expect(info).toEqual({
+      backend: 'webgpu',
+      kind: 'gpu',
+      requested: 'webgpu',
+      package: WEBGPU_PACKAGE,
+      gpu: { vendor: 'acme', architecture: 'rdna', device: '', description: 'Acme GPU' },
+    });
+    expect(getDevice()).toEqual(info);
+    expect(tf.getBackend()).toBe('webgpu');
+  });
+
+  it('a webgpu package on another tfjs-core copy -> MieBackendError naming tfjs-core', async () => {
+    fakeGpu({ info: {} });
+    useLoader(() => ({}));
+    const error = await backendError(setBackend('webgpu'));
+    expect(error.message).toContain('tfjs-core');
+    expect(error.message).toContain(tf.version_core);
+  });
+});
+
 describe('optional tfjs-node packages (real require)', () => {
   // No module-registry reset is needed: backend.ts's `require` is the test's module registry,
   // which consults jest.doMock's virtual mocks for modules not required before, so the mock

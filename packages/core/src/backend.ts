@@ -1,28 +1,32 @@
 /**
- * Backend selection (API.md section 5). `setBackend('auto')` takes `@tensorflow/tfjs-node-gpu`
- * when it is installed and sees a GPU, else `@tensorflow/tfjs-node`, else wasm, else cpu. Both
- * tfjs-node packages are optional peers, loaded only here and only when asked for.
+ * Backend selection (API.md section 5). In Node, `setBackend('auto')` takes
+ * `@tensorflow/tfjs-node-gpu` when it is installed and sees a GPU, else `@tensorflow/tfjs-node`,
+ * else wasm, else cpu; in a browser it takes webgpu (when the page imported
+ * `@tensorflow/tfjs-backend-webgpu` and the browser has an adapter), else webgl (when the page
+ * imported `@tensorflow/tfjs-backend-webgl`), else wasm, else cpu. Every backend package but wasm
+ * and cpu is an optional peer, loaded only here and only when asked for (gpu-backends.ts).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { MieBackendError, describeValue } from './errors';
 import { tf } from './tfjs';
 import { loadBlas, type Blas } from './blas';
 import { guardWasmAllocations } from './memory';
-import { emitWarning, environmentVariable, loadOptionalModule } from './host';
+import { HOST, emitWarning, environmentVariable, loadOptionalModule } from './host';
+import { WEBGL_PACKAGE, WEBGPU_PACKAGE, activateWebGl, activateWebGpu, gpuBackendAvailable, type GpuInfo } from './gpu-backends';
 import { registerWasmKernels } from './wasm-kernels';
 import { loadSimdGemm, simdGemm } from './simd-gemm';
 import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
 import { prepareWasmThreads, wasmThreadsFromEnvironment } from './wasm-threads';
 
 /** A backend choice accepted by {@link setBackend} and the `MIE_BACKEND` environment variable. */
-export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 
-/** The backend choices, in the order `auto` tries them. */
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+/** The backend choices. */
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'webgl', 'wasm', 'cpu'];
 
 /** What {@link getDevice} reports about the active backend. */
 export interface DeviceInfo {
-  /** The tfjs backend name: `'tensorflow'`, `'wasm'` or `'cpu'`. */
+  /** The tfjs backend name: `'tensorflow'`, `'webgpu'`, `'webgl'`, `'wasm'` or `'cpu'`. */
   backend: string;
   /** Where tensors are computed. */
   kind: 'gpu' | 'cpu';
@@ -43,6 +47,8 @@ export interface DeviceInfo {
   matmul?: 'blas' | 'simd' | 'xnnpack' | 'stock';
   /** The BLAS library the `'blas'` matmul path calls. */
   blasLibrary?: string;
+  /** What is known of the GPU (webgpu: the adapter's vendor, architecture, device, description; webgl: the version). */
+  gpu?: GpuInfo;
 }
 
 /** Loads an optional package; replaced in tests to stub the tfjs-node packages. */
@@ -149,12 +155,38 @@ async function activateCpu(requested: BackendChoice): Promise<DeviceInfo> {
   return { backend: 'cpu', kind: 'cpu', requested, package: '@tensorflow/tfjs-backend-cpu' };
 }
 
+async function gpuDevice(name: 'webgpu' | 'webgl', requested: BackendChoice): Promise<DeviceInfo> {
+  const gpu = name === 'webgpu' ? await activateWebGpu((pkg) => loadModule(pkg)) : await activateWebGl((pkg) => loadModule(pkg));
+  return { backend: name, kind: 'gpu', requested, package: name === 'webgpu' ? WEBGPU_PACKAGE : WEBGL_PACKAGE, gpu };
+}
+
+/** `auto` in a browser: the GPU backends the page imported, then wasm, then cpu. */
+async function selectInBrowser(requested: BackendChoice): Promise<DeviceInfo> {
+  for (const name of ['webgpu', 'webgl'] as const) {
+    if (!gpuBackendAvailable(name)) continue;
+    try {
+      return await gpuDevice(name, requested);
+    } catch {
+      // No adapter, no context: the next one.
+    }
+  }
+  try {
+    return await activateWasm(requested);
+  } catch (error) {
+    emitWarning(`MIE: the wasm backend failed (${(error as Error).message}); falling back to cpu.`);
+    return activateCpu(requested);
+  }
+}
+
 async function select(choice: BackendChoice): Promise<DeviceInfo> {
   switch (choice) {
     case 'cpu':
       return activateCpu(choice);
     case 'wasm':
       return activateWasm(choice);
+    case 'webgpu':
+    case 'webgl':
+      return gpuDevice(choice, choice);
     case 'tensorflow-gpu': {
       if (!tryLoad(GPU_PACKAGE)) {
         throw new MieBackendError(`setBackend: "tensorflow-gpu" needs the optional package ${GPU_PACKAGE}, which is not installed.`);
@@ -174,6 +206,7 @@ async function select(choice: BackendChoice): Promise<DeviceInfo> {
       return { backend: 'tensorflow', kind: gpu ? 'gpu' : 'cpu', requested: choice, package: pkg };
     }
     case 'auto': {
+      if (HOST === 'browser') return selectInBrowser(choice);
       // Only one tfjs-node package may be loaded per process: both register "tensorflow".
       const pkg = tryLoad(GPU_PACKAGE) ? GPU_PACKAGE : tryLoad(NODE_PACKAGE) ? NODE_PACKAGE : null;
       if (pkg) {
@@ -235,8 +268,19 @@ export function getDevice(): DeviceInfo {
     const name = tf.engine().backendName;
     if (name) {
       // A backend chosen directly through tf.setBackend: describe it as well as we can.
-      const pkg = name === 'wasm' ? '@tensorflow/tfjs-backend-wasm' : name === 'cpu' ? '@tensorflow/tfjs-backend-cpu' : `tfjs backend "${name}"`;
-      return { backend: name, kind: 'cpu', requested: name === 'wasm' || name === 'cpu' ? name : 'auto', package: pkg };
+      const packages: Record<string, string> = {
+        wasm: '@tensorflow/tfjs-backend-wasm',
+        cpu: '@tensorflow/tfjs-backend-cpu',
+        webgpu: WEBGPU_PACKAGE,
+        webgl: WEBGL_PACKAGE,
+      };
+      const known = name in packages;
+      return {
+        backend: name,
+        kind: name === 'webgpu' || name === 'webgl' ? 'gpu' : 'cpu',
+        requested: known ? (name as BackendChoice) : 'auto',
+        package: packages[name] ?? `tfjs backend "${name}"`,
+      };
     }
     throw new MieBackendError('getDevice: no backend is active yet. Call `await ready()` or `await setBackend(...)` first.');
   }

@@ -6,7 +6,7 @@
  */
 import type * as NodeHost from './host';
 
-export const HOST = 'browser' as const;
+export const HOST: typeof NodeHost.HOST = 'browser';
 
 export const environmentVariable: typeof NodeHost.environmentVariable = (name) => {
   const env = (globalThis as { MIE_ENV?: Record<string, unknown> }).MIE_ENV;

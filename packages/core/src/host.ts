@@ -6,7 +6,7 @@
 import * as os from 'node:os';
 
 /** Which host this is. */
-export const HOST = 'node' as const;
+export const HOST: 'node' | 'browser' = 'node';
 
 /** An environment variable (`MIE_BACKEND`, ...), or undefined. */
 export function environmentVariable(name: string): string | undefined {
