@@ -3,6 +3,16 @@ import { runModuleTest } from '@mie/test-utils';
 import { fromFixture, loadFixture, maxAbsDifference, withInputScale, type FixtureTensor } from './__tests__/fixtures';
 import { PositionalEncoding, sinusoidalEncodings } from './positional-encoding';
 
+// @mie/plot is an optional peer these tests run without, even where the pnpm bin shim's NODE_PATH
+// would make the workspace copy resolvable (its own tests draw through this package).
+jest.mock(
+  '@mie/plot',
+  () => {
+    throw Object.assign(new Error("Cannot find module '@mie/plot'"), { code: 'MODULE_NOT_FOUND' });
+  },
+  { virtual: true },
+);
+
 interface SinusoidalFixture {
   cases: Array<{ maxSeqLength: number; dModel: number; table: FixtureTensor }>;
 }

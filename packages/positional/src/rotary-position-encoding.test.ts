@@ -4,6 +4,16 @@ import fc from 'fast-check';
 import { fromFixture, loadFixture, maxAbsDifference, withInputScale, type FixtureTensor } from './__tests__/fixtures';
 import { RotaryPositionEncoding } from './rotary-position-encoding';
 
+// @mie/plot is an optional peer these tests run without, even where the pnpm bin shim's NODE_PATH
+// would make the workspace copy resolvable (its own tests draw through this package).
+jest.mock(
+  '@mie/plot',
+  () => {
+    throw Object.assign(new Error("Cannot find module '@mie/plot'"), { code: 'MODULE_NOT_FOUND' });
+  },
+  { virtual: true },
+);
+
 interface RotaryFixture {
   headDim: number;
   maxSeqLength: number;
