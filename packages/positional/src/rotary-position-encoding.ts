@@ -167,11 +167,14 @@ export class RotaryPositionEncoding extends Module {
       const second = tf.slice(x, [0, 0, 0, half], [b, s, h, half]);
       return tf.concat([tf.neg(second), first], 3);
     }
-    // RoFormer rotate_every_two: (x[2i], x[2i+1]) -> (-x[2i+1], x[2i]).
-    const pairs = tf.reshape(x, [b, s, h, half, 2]); // [b, s, h, d] -> [b, s, h, d/2, 2]
-    const even = tf.slice(pairs, [0, 0, 0, 0, 0], [b, s, h, half, 1]);
-    const odd = tf.slice(pairs, [0, 0, 0, 0, 1], [b, s, h, half, 1]);
-    return tf.reshape(tf.concat([tf.neg(odd), even], 4), [b, s, h, d]); // [b, s, h, d/2, 2] -> [b, s, h, d]
+    // RoFormer rotate_every_two: (x[2i], x[2i+1]) -> (-x[2i+1], x[2i]). Rank 3, not the natural
+    // [b, s, h, d/2, 2]: tfjs-backend-webgpu 4.22 emits invalid WGSL for a rank-5 Pad, the
+    // gradient of a rank-5 slice.
+    const rows = b * s * h;
+    const pairs = tf.reshape(x, [rows, half, 2]); // [b, s, h, d] -> [b*s*h, d/2, 2]
+    const even = tf.slice(pairs, [0, 0, 0], [rows, half, 1]);
+    const odd = tf.slice(pairs, [0, 0, 1], [rows, half, 1]);
+    return tf.reshape(tf.concat([tf.neg(odd), even], 2), [b, s, h, d]); // [b*s*h, d/2, 2] -> [b, s, h, d]
   }
 
   /**
