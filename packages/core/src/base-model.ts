@@ -43,9 +43,10 @@ import {
   type CheckpointHeader,
 } from './checkpoint-restore';
 import { loadFromUrl } from './checkpoint-url';
-import { MieConfigError, MieError, MieSerializationError, causeMessage, describeValue } from './errors';
+import { MieBackendError, MieConfigError, MieError, MieSerializationError, causeMessage, describeValue } from './errors';
 import { registeredName, type ModelClass } from './model-registry';
 import { Module } from './module';
+import { hostValues, synchronousReadsAvailable } from './readback';
 import { encodeSafetensors, writeSafetensors, writeSafetensorsAsync } from './safetensors';
 import { tf } from './tfjs';
 
@@ -143,7 +144,13 @@ export abstract class BaseModel<Config extends object = object> extends Module {
    */
   toBuffers(): CheckpointBuffers {
     const { header, headerText } = this.#header();
-    const weights = writeSafetensors(this.stateDict(), {
+    const state = this.stateDict();
+    if (!synchronousReadsAvailable() && Object.values(state).some((tensor) => hostValues(tensor) === null)) {
+      throw new MieBackendError(
+        `${this.className}.toBuffers: the weights are on the GPU, which the webgpu backend cannot read synchronously outside a browser; use await model.toBuffersAsync() (or save()).`,
+      );
+    }
+    const weights = writeSafetensors(state, {
       format: 'mie',
       'mie.checkpointId': header.checkpointId,
       'mie.config': headerText,

@@ -9,8 +9,9 @@
  * The checks read every floating-point tensor back from the backend (one synchronous read per
  * tensor per call), so they are for debugging, not for production loops.
  */
-import { MieNumericalError } from './errors';
+import { MieBackendError, MieNumericalError } from './errors';
 import type { Module } from './module';
+import { readSync, synchronousReadsAvailable } from './readback';
 import { tf } from './tfjs';
 
 /** Options of {@link enableFiniteChecks}. */
@@ -39,8 +40,13 @@ function nonFinite(t: tf.Tensor): string | null {
     const x = t.dtype === 'complex64' ? tf.real(t) : t;
     return [tf.sum(tf.cast(tf.isNaN(x), 'int32')), tf.sum(tf.cast(tf.isInf(x), 'int32'))];
   }) as [tf.Tensor, tf.Tensor];
-  const counts = [nan.dataSync()[0], inf.dataSync()[0]];
-  tf.dispose([nan, inf]);
+  let counts: number[];
+  try {
+    const instead = 'the finite checks on a cpu or wasm backend (they are for debugging)';
+    counts = [readSync(nan, 'enableFiniteChecks', instead)[0], readSync(inf, 'enableFiniteChecks', instead)[0]];
+  } finally {
+    tf.dispose([nan, inf]);
+  }
   if (counts[0] === 0 && counts[1] === 0) return null;
   const parts = [counts[0] ? `${counts[0]} NaN` : '', counts[1] ? `${counts[1]} infinite` : ''].filter(Boolean);
   return `${parts.join(' and ')} of ${t.size} values`;
@@ -126,6 +132,11 @@ function inputError(pending: Pending): MieNumericalError {
  * call that produced (or first received) the non-finite values.
  */
 export function enableFiniteChecks(model: Module, { checkInputs = true }: FiniteCheckOptions = {}): () => void {
+  if (!synchronousReadsAvailable()) {
+    throw new MieBackendError(
+      'enableFiniteChecks: the checks read tensors synchronously, which the webgpu backend cannot do outside a browser; debug on a cpu or wasm backend (the checks are for debugging).',
+    );
+  }
   // Hooks run after forward, innermost first. An inner module whose inputs were already
   // non-finite is remembered, not blamed: the enclosing call decides (see below).
   let pending: Pending | null = null;
@@ -133,6 +144,15 @@ export function enableFiniteChecks(model: Module, { checkInputs = true }: Finite
     const className = module.constructor.name;
     const names = parameterNames(Object.getPrototypeOf(module).forward);
     return module.registerForwardHook((_module, inputs, output) => {
+      try {
+        return check(inputs, output);
+      } catch (error) {
+        if (!(error instanceof MieNumericalError)) disposeOutput(output, inputs); // a failed read: nothing may leak
+        throw error;
+      }
+    });
+
+    function check(inputs: unknown[], output: unknown): undefined {
       const isRoot = module === model;
       let badInput: Found | null = null;
       if (checkInputs) {
@@ -162,7 +182,7 @@ export function enableFiniteChecks(model: Module, { checkInputs = true }: Finite
       }
       if (isRoot) pending = null;
       return undefined;
-    });
+    }
   });
   const state = { removed: false };
   const remove = (): void => {

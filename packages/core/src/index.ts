@@ -15,6 +15,11 @@ export {
   type ModuleLoader,
 } from './backend';
 export { registerWasmKernels } from './wasm-kernels';
+/**
+ * Where a browser loads the wasm backend's `.wasm` files from (a folder URL ending in `/`, or a
+ * map of file names to URLs); by default, the page's own folder. Call before the first `setBackend`.
+ */
+export { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 export { environmentVariable } from './host';
 export { registerPlotter, registeredPlotter, type ColorMapName, type HeatmapOptions, type Plotter } from './plotting';
 export { Module, checkRank, parameter, buffer, type ForwardHook, type LoadStateDictResult, type NamedTensors, type ParameterOptions } from './module';
@@ -75,6 +80,7 @@ export {
   checkFeatures,
 } from './checks';
 export { dropout } from './dropout';
+export { hostValues, readSync, backendOnHost, synchronousReadsAvailable } from './readback';
 export { checkAllocation, memoryStatus, setMemoryLimit, float32Bytes, type MemoryStatus } from './memory';
 export {
   readSafetensorsFile,

@@ -10,7 +10,10 @@ const names = new Map<ModelClass, string>();
 
 /**
  * Registers a model class so that `BaseModel.load` can rebuild it from the name stored in
- * `config.json`. Call it once, next to the class definition. `name` defaults to the class name.
+ * `config.json`. Call it once, next to the class definition. `name` defaults to the class name;
+ * pass it explicitly in code that a browser bundle may carry: bundlers rename classes to avoid
+ * collisions (esbuild turns `Model` into `Model2`) and minifiers mangle them, which would change
+ * the name a checkpoint is saved under and break loading it elsewhere.
  */
 export function registerModel(cls: ModelClass, name: string = cls.name): void {
   if (!name) throw new MieConfigError('registerModel: the class needs a name. Received: an anonymous class.');

@@ -8,6 +8,7 @@
 
 import { MieSerializationError, describeValue, errorMessage } from './errors';
 import { StrictJsonError, parseStrictJson } from './strict-json';
+import { readSync } from './readback';
 import { tf } from './tfjs';
 
 /** Largest header {@link readSafetensors} accepts, in bytes (the reference implementation's limit). */
@@ -314,7 +315,7 @@ export function encodeSafetensors(tensors: Record<string, tf.Tensor>, metadata?:
       yield prefix;
       for (const tensor of plans) {
         if (tensor.isDisposed) throw new MieSerializationError(errorMessage(WRITER, 'tensor', 'was disposed before its values were written'));
-        yield* valueChunks(tensor, tensor.dataSync());
+        yield* valueChunks(tensor, readSync(tensor, WRITER, 'the asynchronous writers (encoding.chunksAsync(), model.toBuffersAsync(), model.save())') as tf.DataTypeMap[tf.NumericDataType]);
       }
     },
     async *chunksAsync() {
