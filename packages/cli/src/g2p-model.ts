@@ -110,4 +110,5 @@ export class G2PModel extends BaseModel<G2PModelConfig> {
     return results;
   }
 }
-registerModel(G2PModel);
+// Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.
+registerModel(G2PModel, 'G2PModel');

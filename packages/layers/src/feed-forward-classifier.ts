@@ -90,4 +90,5 @@ export class FeedForwardClassifier extends FeedForwardNN<FeedForwardClassifierCo
     }
   }
 }
-registerModel(FeedForwardClassifier);
+// Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.
+registerModel(FeedForwardClassifier, 'FeedForwardClassifier');

@@ -111,4 +111,5 @@ export class FeedForwardNN<Config extends object = FeedForwardNNConfig> extends 
     });
   }
 }
-registerModel(FeedForwardNN);
+// Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.
+registerModel(FeedForwardNN, 'FeedForwardNN');

@@ -78,4 +78,5 @@ export class MultiLayerPerceptron extends BaseModel<MultiLayerPerceptronConfig> 
     });
   }
 }
-registerModel(MultiLayerPerceptron);
+// Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.
+registerModel(MultiLayerPerceptron, 'MultiLayerPerceptron');

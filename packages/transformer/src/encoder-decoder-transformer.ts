@@ -274,4 +274,5 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
     return tf.tidy(() => tf.cast(tf.notEqual(ids, tf.scalar(padTokenId, ids.dtype)), 'float32'));
   }
 }
-registerModel(EncoderDecoderTransformer);
+// Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.
+registerModel(EncoderDecoderTransformer, 'EncoderDecoderTransformer');

@@ -102,4 +102,5 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
     return this.layers.map((layer) => layer.crossAttn.projectKeyValue(memory, memory));
   }
 }
-registerModel(TransformerDecoder);
+// Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.
+registerModel(TransformerDecoder, 'TransformerDecoder');

@@ -66,4 +66,5 @@ export class TransformerEncoder extends BaseModel<TransformerStackConfig> {
     });
   }
 }
-registerModel(TransformerEncoder);
+// Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.
+registerModel(TransformerEncoder, 'TransformerEncoder');
