@@ -7,7 +7,9 @@
  *
  * Legend: b batch, h heads, q query length, k key length.
  */
-import { MieShapeError, describeValue, tf } from '@mie/core';
+import { MieShapeError, describeValue, hostValues, readSync, tf } from '@mie/core';
+
+const ADDITIVE_MASK_ERROR = 'fromAdditiveMask: mask values must be 0 (attend) or -inf / <= -1e4 (blocked); other values are a bias, not a mask.';
 
 /** Call-time masking options shared by every attention module. */
 /** The keys of {@link AttentionMaskOptions}. */
@@ -118,16 +120,33 @@ export function fromTorchBoolMask(mask: tf.Tensor): tf.Tensor {
 /**
  * Converts a PyTorch additive float mask (0 = attend, `-inf` or a large negative value such as
  * `-1e9` or the float minimum = blocked) to MIE's polarity. Any other value is a bias, not a
- * mask, and is a `MieShapeError`.
+ * mask, and is a `MieShapeError`. The check reads the mask's values: where they are on the host
+ * (always on cpu and wasm; on a GPU backend, a mask built from JavaScript values) directly, else
+ * back from the GPU (which webgpu outside a browser cannot do: a `MieBackendError` then).
  */
 export function fromAdditiveMask(mask: tf.Tensor): tf.Tensor {
+  const values = hostValues(mask);
+  if (values !== null) {
+    // On the host already: check there, without a kernel and a read back.
+    for (let i = 0; i < values.length; i++) {
+      if (values[i] !== 0 && values[i] > -1e4) throw new MieShapeError(ADDITIVE_MASK_ERROR);
+    }
+    return tf.tidy(() => tf.equal(mask, tf.scalar(0, mask.dtype)));
+  }
   const allowed = tf.tidy(() => tf.equal(mask, tf.scalar(0, mask.dtype)));
   const invalid = tf.tidy(() => tf.any(tf.logicalAnd(tf.logicalNot(allowed), tf.greater(mask, tf.scalar(-1e4, mask.dtype)))));
-  const bad = invalid.dataSync()[0];
-  invalid.dispose();
+  let bad: number;
+  try {
+    bad = readSync(invalid, 'fromAdditiveMask', 'a mask built on the host (from JavaScript values), or the conversion on a cpu or wasm backend')[0];
+  } catch (error) {
+    allowed.dispose();
+    throw error;
+  } finally {
+    invalid.dispose();
+  }
   if (bad) {
     allowed.dispose();
-    throw new MieShapeError('fromAdditiveMask: mask values must be 0 (attend) or -inf / <= -1e4 (blocked); other values are a bias, not a mask.');
+    throw new MieShapeError(ADDITIVE_MASK_ERROR);
   }
   return allowed;
 }

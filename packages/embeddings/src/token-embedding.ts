@@ -4,7 +4,7 @@
  *
  * Shapes: b batch, t sequence length, d dModel, V vocabSize.
  */
-import { float32Bytes, checkAllocation, MieConfigError, MieShapeError, Module, describeValue, errorMessage, parameter, tf, xavierUniform } from '@mie/core';
+import { float32Bytes, checkAllocation, MieConfigError, MieShapeError, Module, describeValue, errorMessage, hostValues, parameter, tf, xavierUniform } from '@mie/core';
 
 const MODULE = 'TokenEmbedding';
 
@@ -114,16 +114,25 @@ export class TokenEmbedding extends Module {
    *
    * Throws `MieShapeError` for a non-tensor, a rank other than 2, a dtype other than int32, or an
    * id outside `[0, vocabSize)` (naming the first bad value and its position): tfjs's `gather`
-   * would return zeros or garbage there. The range check is one min and one max reduction over the
-   * ids, read back synchronously: O(batch x seq), small next to the O(batch x seq x dModel) gather,
-   * but on an asynchronous (GPU) backend it waits for the ids to be computed.
+   * would return zeros or garbage there. The range check runs on the ids' values where they are in
+   * host memory (cpu, wasm, tensorflow; on webgl and webgpu, ids built from JavaScript values and
+   * not yet used by an op). Ids that exist only on the GPU (computed there, as in generation) are
+   * not read back: an out-of-range id gives a row of NaN instead, computed in the kernel.
    */
   forward(ids: tf.Tensor): tf.Tensor {
-    checkIds(ids, this.config.vocabSize);
-    checkAllocation(MODULE, `embeddings [${ids.shape.join(', ')}, ${this.config.dModel}]`, 2 * float32Bytes(ids.size, this.config.dModel));
+    const checked = checkIds(ids, this.config.vocabSize);
+    const { vocabSize, dModel, paddingIdx } = this.config;
+    checkAllocation(MODULE, `embeddings [${ids.shape.join(', ')}, ${dModel}]`, 2 * float32Bytes(ids.size, dModel));
     return tf.tidy(() => {
-      const rows = tf.gather(this.weight, ids); // [b, t] -> [b, t, d]
-      const { paddingIdx } = this.config;
+      let rows: tf.Tensor;
+      if (checked) {
+        rows = tf.gather(this.weight, ids); // [b, t] -> [b, t, d]
+      } else {
+        // Ids on the GPU: gather clamped ids and turn the rows of out-of-range ones into NaN.
+        const valid = tf.logicalAnd(tf.greaterEqual(ids, tf.scalar(0, 'int32')), tf.less(ids, tf.scalar(vocabSize, 'int32'))); // [b, t]
+        const gathered = tf.gather(this.weight, tf.minimum(tf.maximum(ids, tf.scalar(0, 'int32')), tf.scalar(vocabSize - 1, 'int32'))); // [b, t] -> [b, t, d]
+        rows = tf.where(tf.expandDims(valid, -1), gathered, tf.fill(gathered.shape, Number.NaN)); // [b, t, 1] broadcast over d
+      }
       if (paddingIdx === null || this.#scaleMaskingGradient === null) return tf.mul(rows, this.#scale);
       const keep = tf.expandDims(tf.cast(tf.notEqual(ids, tf.scalar(paddingIdx, 'int32')), 'float32'), -1); // [b, t] -> [b, t, 1]
       return this.#scaleMaskingGradient(rows, keep);
@@ -154,8 +163,12 @@ export class TokenEmbedding extends Module {
   }
 }
 
-/** Throws `MieShapeError` unless `ids` is a live int32 `[batch, seq]` tensor of ids in `[0, vocabSize)`. */
-function checkIds(ids: unknown, vocabSize: number): asserts ids is tf.Tensor {
+/**
+ * Throws `MieShapeError` unless `ids` is a live int32 `[batch, seq]` tensor of ids in
+ * `[0, vocabSize)`. Returns whether the range was checked: false for ids held only on a GPU,
+ * which are not read back (the caller guards them in the kernel).
+ */
+function checkIds(ids: unknown, vocabSize: number): boolean {
   const expected = `must be a live int32 tensor of token ids [batch, seq] in [0, ${vocabSize})`;
   if (!(ids instanceof tf.Tensor) || ids.isDisposed) {
     throw new MieShapeError(errorMessage(MODULE, 'ids', expected, ids));
@@ -168,18 +181,9 @@ function checkIds(ids: unknown, vocabSize: number): asserts ids is tf.Tensor {
       `${MODULE}: ids ${expected}. Received: ${describeValue(ids)} (convert with tf.cast(ids, 'int32') if the values are whole numbers).`,
     );
   }
-  if (ids.size === 0) return;
-  // One pass of min and max, one synchronous read of two numbers.
-  const bounds = tf.tidy(() => {
-    const flat = tf.reshape(ids, [-1]);
-    return tf.stack([tf.min(flat), tf.max(flat)]);
-  });
-  const [min, max] = bounds.dataSync();
-  bounds.dispose();
-  if (min >= 0 && max < vocabSize) return;
-  // Error path only: find the first offending id and its position.
-  const values = ids.dataSync();
-  const seq = ids.shape[1];
+  if (ids.size === 0) return true;
+  const values = hostValues(ids);
+  if (values === null) return false;
   let first = -1;
   let count = 0;
   for (let i = 0; i < values.length; i++) {
@@ -188,6 +192,8 @@ function checkIds(ids: unknown, vocabSize: number): asserts ids is tf.Tensor {
       count++;
     }
   }
+  if (first < 0) return true;
+  const seq = ids.shape[1];
   const more = count > 1 ? ` (${count} ids out of range in all)` : '';
   throw new MieShapeError(
     `${MODULE}: ids ${expected} (vocabSize ${vocabSize}). Received: ${values[first]} at position [${Math.floor(first / seq)}, ${first % seq}]${more}.`,

@@ -32,7 +32,7 @@
  * (`register_buffer(..., persistent=False)`). Token embeddings are looked up and scaled by
  * `sqrt(dModel)` in MIE: the PyTorch model must multiply its `nn.Embedding` output likewise.
  */
-import { MieConfigError, MieSerializationError, Module, describeValue, errorMessage, listForMessage, tf, type LoadStateDictResult } from '@mie/core';
+import { MieConfigError, MieSerializationError, Module, describeValue, errorMessage, listForMessage, readSync, tf, type LoadStateDictResult } from '@mie/core';
 import { MultiHeadAttention } from '@mie/attention';
 
 /** Options of {@link exportTorchStateDict} and {@link torchStateDictLayout}. */
@@ -238,7 +238,13 @@ export function loadTorchStateDict(
     const [first, ...others] = present;
     // Tied in MIE (one variable) but given twice: only equal values can be loaded faithfully.
     for (const other of others) {
-      const differs = tf.tidy(() => tf.any(tf.notEqual(tf.cast(state[first], 'float32'), tf.cast(state[other], 'float32'))).dataSync()[0]);
+      const flag = tf.tidy(() => tf.any(tf.notEqual(tf.cast(state[first], 'float32'), tf.cast(state[other], 'float32'))));
+      let differs: number;
+      try {
+        differs = readSync(flag, 'loadTorchStateDict', 'a cpu or wasm backend to import the state dict, then switch backends')[0];
+      } finally {
+        flag.dispose();
+      }
       if (differs) problems.push(`"${other}" differs from "${first}", but the module ties them (one shared weight)`);
     }
     sources.push([entry, state[first]]);
