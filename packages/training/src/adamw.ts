@@ -1,4 +1,4 @@
-import { MieConfigError, MieSerializationError, checkOptions, checkPositiveNumber, describeValue, errorMessage, tf } from '@mie/core';
+import { MieConfigError, MieSerializationError, checkOptions, checkPositiveNumber, describeValue, errorMessage, readSync, tf } from '@mie/core';
 import { namedTrainableParameters, type NamedGradients, type NamedParameterSource } from './gradients';
 import { fusedAdamWUpdate } from './adamw-kernel';
 
@@ -251,7 +251,7 @@ export class AdamW {
         else if (!tf.util.arraysEqual(tensor.shape, shape)) problems.push(`"${key}" has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}]`);
         else if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') problems.push(`"${key}" has dtype ${tensor.dtype}, expected float32`);
         else {
-          const bad = firstBadValue(tensor.dataSync() as Float32Array | Int32Array, nonNegative);
+          const bad = firstBadValue(readSync(tensor, `${NAME}.validateState`, 'state tensors read back first (await tensor.data()) or built from the checkpoint bytes') as Float32Array | Int32Array, nonNegative);
           if (bad !== null) problems.push(`"${key}" holds ${bad.value} at index ${bad.index}${nonNegative ? ' (second moments must be finite and >= 0)' : ' (moments must be finite)'}`);
         }
       }

@@ -1,4 +1,4 @@
-import { MieConfigError, errorMessage, tf } from '@mie/core';
+import { MieConfigError, errorMessage, readSync, tf } from '@mie/core';
 import type { NamedGradients } from './gradients';
 
 /** What {@link clipGradNorm} returns. */
@@ -10,26 +10,65 @@ export interface ClippedGradients {
 }
 
 /**
+ * The sum of `terms`, added pairwise (log2(n) rounds of two-input adds). Not `tf.addN`:
+ * tfjs-backend-webgpu compiles it as one shader with a storage buffer per input, and a model's
+ * hundred gradients exceed the 8 buffers a WebGPU shader stage may have.
+ */
+function sumPairwise(terms: tf.Tensor[]): tf.Tensor {
+  let level = terms;
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? tf.add(level[i], level[i + 1]) : level[i]);
+    level = next;
+  }
+  return level[0];
+}
+
+/** Checks `maxNorm`; the clipped gradients and the norm as a scalar tensor, with no read back. */
+export function clipGradNormTensors(grads: NamedGradients, maxNorm: number, caller = 'clipGradNorm'): { grads: NamedGradients; norm: tf.Scalar } {
+  if (typeof maxNorm !== 'number' || !(maxNorm > 0)) {
+    throw new MieConfigError(errorMessage(caller, 'maxNorm', 'must be a number > 0', maxNorm));
+  }
+  const names = Object.keys(grads);
+  if (names.length === 0) return { grads: {}, norm: tf.scalar(0) };
+  return tf.tidy(() => {
+    const norm = tf.sqrt(sumPairwise(names.map((name) => tf.sum(tf.square(grads[name]))))) as tf.Scalar;
+    // Computed in float32, as PyTorch does: max_norm / (total_norm + 1e-6), clamped at 1. A
+    // coefficient of exactly 1 leaves every value as it is.
+    const scale = tf.minimum(tf.div(tf.scalar(maxNorm), tf.add(norm, 1e-6)), 1);
+    const clipped: NamedGradients = {};
+    for (const name of names) clipped[name] = tf.mul(grads[name], scale);
+    return { grads: clipped, norm };
+  });
+}
+
+/**
  * Global gradient-norm clipping, as `torch.nn.utils.clip_grad_norm_(params, maxNorm)`: the L2
  * norm of all gradients together, `total = sqrt(sum_g ||g||^2)`, and every gradient scaled by
  * `min(1, maxNorm / (total + 1e-6))`. Returns new tensors and leaves `grads` untouched (dispose
  * them yourself). An infinite or NaN norm is returned as is, and the gradients become NaN, as in PyTorch.
+ *
+ * Reads the norm back synchronously; on webgpu outside a browser (no synchronous GPU read), use
+ * {@link clipGradNormAsync}.
  */
 export function clipGradNorm(grads: NamedGradients, maxNorm: number): ClippedGradients {
-  if (typeof maxNorm !== 'number' || !(maxNorm > 0)) {
-    throw new MieConfigError(errorMessage('clipGradNorm', 'maxNorm', 'must be a number > 0', maxNorm));
+  const result = clipGradNormTensors(grads, maxNorm);
+  try {
+    return { grads: result.grads, totalNorm: readSync(result.norm, 'clipGradNorm', 'await clipGradNormAsync(grads, maxNorm)')[0] };
+  } catch (error) {
+    tf.dispose(Object.values(result.grads));
+    throw error;
+  } finally {
+    result.norm.dispose();
   }
-  const names = Object.keys(grads);
-  if (names.length === 0) return { grads: {}, totalNorm: 0 };
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(names.map((name) => tf.sum(tf.square(grads[name]))))));
-  const totalNorm = norm.dataSync()[0];
-  const coefficient = Math.min(1, maxNorm / (totalNorm + 1e-6));
-  const clipped: NamedGradients = {};
-  tf.tidy(() => {
-    // Computed in float32, as PyTorch does: max_norm / (total_norm + 1e-6), clamped at 1.
-    const scale = tf.minimum(tf.div(tf.scalar(maxNorm), tf.add(norm, 1e-6)), 1);
-    for (const name of names) clipped[name] = tf.keep(coefficient === 1 ? tf.clone(grads[name]) : tf.mul(grads[name], scale));
-  });
-  norm.dispose();
-  return { grads: clipped, totalNorm };
+}
+
+/** {@link clipGradNorm} reading the norm back asynchronously, for every backend. */
+export async function clipGradNormAsync(grads: NamedGradients, maxNorm: number): Promise<ClippedGradients> {
+  const result = clipGradNormTensors(grads, maxNorm, 'clipGradNormAsync');
+  try {
+    return { grads: result.grads, totalNorm: (await result.norm.data())[0] };
+  } finally {
+    result.norm.dispose();
+  }
 }

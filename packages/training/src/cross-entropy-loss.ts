@@ -1,4 +1,4 @@
-import { MieConfigError, MieShapeError, checkOptions, describeValue, errorMessage, tf } from '@mie/core';
+import { MieConfigError, MieShapeError, checkOptions, describeValue, errorMessage, hostValues, tf } from '@mie/core';
 
 /** How {@link crossEntropyLoss} reduces the per-target losses. */
 export type LossReduction = 'mean' | 'sum' | 'none';
@@ -28,7 +28,10 @@ const NAME = 'crossEntropyLoss';
  * the semantics of `torch.nn.functional.cross_entropy(logits, targets, ignore_index,
  * label_smoothing, reduction)` (classes last here, second in PyTorch). Computed from
  * `logSoftmax`, so it is stable for large logits, and differentiable with respect to `logits`.
- * A target outside `[0, C)` other than `ignoreIndex` is a `MieShapeError` naming it.
+ * A target outside `[0, C)` other than `ignoreIndex` is a `MieShapeError` naming it, where the
+ * targets' values are in host memory (always on cpu, wasm and tensorflow; on webgl and webgpu,
+ * targets built from JavaScript values and not yet used by an op); targets held only on a GPU are
+ * not read back, and an out-of-range one makes its loss NaN instead.
  *
  * Per target `i` with class `y`: `loss_i = -(1 - eps) log p_i[y] - (eps / C) sum_c log p_i[c]`.
  */
@@ -56,8 +59,8 @@ export function crossEntropyLoss(logits: tf.Tensor, targets: tf.Tensor, options:
       `${NAME}: targets must have shape [${batchShape.join(', ')}] (logits' shape without the class dimension). Received: ${describeValue(targets)}.`,
     );
   }
-  const ids = targets.dataSync();
-  for (let i = 0; i < ids.length; i++) {
+  const ids = hostValues(targets);
+  for (let i = 0; ids !== null && i < ids.length; i++) {
     const id = ids[i];
     if (id !== ignoreIndex && (id < 0 || id >= numClasses)) {
       throw new MieShapeError(
@@ -72,7 +75,12 @@ export function crossEntropyLoss(logits: tf.Tensor, targets: tf.Tensor, options:
     // The smoothed target distribution: (1 - eps) one-hot + eps / C everywhere.
     let targetDistribution = tf.mul(tf.oneHot(safeTargets, numClasses), 1 - labelSmoothing);
     if (labelSmoothing > 0) targetDistribution = tf.add(targetDistribution, labelSmoothing / numClasses);
-    const perTarget = tf.neg(tf.sum(tf.mul(logProbabilities, targetDistribution), -1)); // [...]
+    let perTarget = tf.neg(tf.sum(tf.mul(logProbabilities, targetDistribution), -1)); // [...]
+    if (ids === null) {
+      // Unchecked targets (on a GPU): an out-of-range one has a NaN loss.
+      const inRange = tf.logicalAnd(tf.greaterEqual(targets, 0), tf.less(targets, numClasses));
+      perTarget = tf.where(tf.logicalOr(inRange, tf.logicalNot(kept)), perTarget, tf.scalar(Number.NaN));
+    }
     const masked = tf.mul(perTarget, tf.cast(kept, 'float32'));
     if (reduction === 'none') return masked;
     const total = tf.sum(masked);

@@ -18,7 +18,7 @@ export {
   type ScaledInverseSquareRootScheduleOptions,
   type WarmupDecayScheduleOptions,
 } from './learning-rate-schedules';
-export { clipGradNorm, type ClippedGradients } from './clip-grad-norm';
+export { clipGradNorm, clipGradNormAsync, type ClippedGradients } from './clip-grad-norm';
 export { GradientAccumulator } from './gradient-accumulator';
 export { mixSeeds, seededPermutation, seededUniform } from './random-order';
 export { padBatch, bucketByLength, type PaddedBatch, type PadBatchOptions, type BucketByLengthOptions } from './batching';

@@ -18,7 +18,7 @@ import {
   type Module,
 } from '@mie/core';
 import { AdamW } from './adamw';
-import { clipGradNorm } from './clip-grad-norm';
+import { clipGradNormTensors } from './clip-grad-norm';
 import type { DataInput, DataSource } from './data-source';
 import { MieTrainingError } from './errors';
 import { GradientAccumulator } from './gradient-accumulator';
@@ -276,7 +276,7 @@ export class Trainer<M extends Module, B> {
         else if (maxEpochs !== undefined && this.#state.epoch >= maxEpochs) stoppedBy = 'maxEpochs';
         else if (maxMinutes !== undefined && performance.now() - started >= maxMinutes * 60_000) stoppedBy = 'maxMinutes';
         if (stoppedBy !== null) break;
-        const done = this.#trainStep();
+        const done = await this.#trainStep();
         if (done === null) {
           stoppedBy = 'maxEpochs';
           break;
@@ -340,7 +340,7 @@ export class Trainer<M extends Module, B> {
   }
 
   /** One optimizer step over `accumulationSteps` micro-batches; null when the data is exhausted. */
-  #trainStep(): { record: StepRecord; tokens: number; batches: number } | null {
+  async #trainStep(): Promise<{ record: StepRecord; tokens: number; batches: number } | null> {
     const { model, loss, accumulationSteps = 1, countTokens, disposeBatches = true } = this.#options;
     const state = this.#state;
     const step = state.step + 1;
@@ -360,7 +360,13 @@ export class Trainer<M extends Module, B> {
           batches++;
           tokens += countTokens?.(batch) ?? 0;
           const { value, grads } = valueAndGradients(model, () => loss(model, batch));
-          const lossValue = value.dataSync()[0];
+          let lossValue: number;
+          try {
+            lossValue = (await value.data())[0]; // asynchronous: a GPU backend keeps working meanwhile
+          } catch (error) {
+            tf.dispose([value, ...Object.values(grads)]);
+            throw error;
+          }
           if (!Number.isFinite(lossValue)) {
             tf.dispose([value, ...Object.values(grads)]);
             throw new MieTrainingError(
@@ -378,10 +384,17 @@ export class Trainer<M extends Module, B> {
       if (batches === 0) return null;
       let grads: NamedGradients = accumulator.average();
       if (this.#options.clipGradNorm !== undefined) {
-        const clipped = clipGradNorm(grads, this.#options.clipGradNorm);
+        const clipped = clipGradNormTensors(grads, this.#options.clipGradNorm);
         tf.dispose(Object.values(grads));
         grads = clipped.grads;
-        gradNorm = clipped.totalNorm;
+        try {
+          gradNorm = (await clipped.norm.data())[0];
+        } catch (error) {
+          tf.dispose(Object.values(grads));
+          throw error;
+        } finally {
+          clipped.norm.dispose();
+        }
         if (!Number.isFinite(gradNorm)) {
           tf.dispose(Object.values(grads));
           throw new MieTrainingError(`${NAME}: the gradient norm became ${gradNorm} at step ${step} (epoch ${state.epoch}); stopping.`);

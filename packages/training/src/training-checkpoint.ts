@@ -22,6 +22,7 @@ import {
   encodeSafetensors,
   parseStrictJson,
   readSafetensorsFile,
+  readSync,
   tf,
   writeFilesAtomically,
   type FileSystem,
@@ -397,7 +398,7 @@ function checkTrainerState(value: unknown, fail: Fail): TrainerState {
 /** The first NaN or infinite value of a float tensor, or null. */
 function firstNonFinite(tensor: tf.Tensor): { index: number; value: number } | null {
   if (tensor.dtype !== 'float32') return null;
-  const values = tensor.dataSync() as Float32Array;
+  const values = readSync(tensor, 'readTrainingCheckpoint', 'a checkpoint decoded from its bytes') as Float32Array;
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return { index: i, value: values[i] };
   return null;
 }
