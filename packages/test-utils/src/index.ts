@@ -1,3 +1,12 @@
 /** Test helpers shared by every MIE package (private, consumed as source). */
 export { typeScriptBlocks, runExample, packageReadme } from './readme-examples';
-export { runModuleTest, collectTensors, type ModuleTestOptions, type ConfigurableModule, type InputFactory } from './run-module-test';
+export { runModuleTest, type ModuleTestOptions } from './run-module-test';
+export {
+  backendAgreement,
+  collectTensors,
+  type AgreementResult,
+  type BackendAgreementOptions,
+  type ConfigurableModule,
+  type InputFactory,
+  type ModuleCall,
+} from './backend-agreement';

@@ -1,4 +1,5 @@
 import { Module, parameter, setBackend, setSeed, tf } from '@mie/core';
+import { backendAgreement } from './backend-agreement';
 import { runModuleTest } from './run-module-test';
 import { TinyDense, TinyEmbedding, TinyMlp } from './test-modules';
 
@@ -86,5 +87,39 @@ describe('runModuleTest catches defects', () => {
     ['a forward without tensors', () => new NoTensor(), /returned no tensor/, {}],
   ])('fails on %s', async (_label, factory, message, options) => {
     await expect(runModuleTest(factory as () => TinyDense, batch, options)).rejects.toThrow(message);
+  });
+});
+
+describe('backendAgreement', () => {
+  const dense = { inFeatures: 5, outFeatures: 2 };
+
+  it('reports the differences per backend, restores the backend and leaks nothing', async () => {
+    await setBackend('cpu');
+    const before = tf.memory().numTensors;
+    const results = await backendAgreement(() => new TinyDense(dense), batch, { backends: ['cpu', 'wasm'] });
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject({ backend: 'wasm', outputs: 1, gradients: 2 });
+    expect(results[0].outputDifference).toBeLessThan(1e-5);
+    expect(results[0].gradientDifference).toBeLessThan(1e-4);
+    expect(tf.getBackend()).toBe('cpu');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('compares training mode with the same dropout masks on every backend', async () => {
+    const results = await backendAgreement(() => new TinyMlp({ inputSize: 5, hiddenSize: 8, outputSize: 4, dropout: 0.5 }), batch, {
+      backends: ['cpu', 'wasm'],
+      training: true,
+    });
+    expect(results[0].outputDifference).toBeLessThan(1e-5);
+  });
+
+  it('names the module, the backends and the difference when they disagree', async () => {
+    class Skewed extends TinyDense {
+      override forward(x: tf.Tensor): tf.Tensor {
+        return tf.tidy(() => tf.add(super.forward(x), tf.getBackend() === 'wasm' ? 0.01 : 0));
+      }
+    }
+    await expect(backendAgreement(() => new Skewed(dense), batch, { backends: ['cpu', 'wasm'] })).rejects.toThrow(/^runModuleTest\(Skewed\) cpu\/wasm agreement: /);
+    expect(tf.getBackend()).toBe('cpu');
   });
 });
