@@ -1,14 +1,17 @@
 /**
- * MIE benchmarks: `pnpm bench [--json] [--only a,b] [--runs N] [--torch]`.
+ * MIE benchmarks: `pnpm bench [--backend B] [--json] [--only a,b] [--runs N] [--torch]`.
  *
  * Prints a table (or, with --json, one JSON object per line:
  * `{ name, backend, matmul, threads, median_ms, min_ms, runs, tokens_per_s, ... }`). With --torch,
  * also runs bench/torch_reference.py (Debian's PyTorch at /usr/bin/python3, or $MIE_TORCH_PYTHON)
- * on the same shapes in the same run and prints the ratio MIE / PyTorch.
+ * on the same shapes in the same run and prints the ratio MIE / PyTorch. `--backend` picks the
+ * backend (`setBackend`'s choices: `webgpu` runs in Node through the optional `webgpu` package,
+ * Dawn, on the machine's Vulkan driver); by default `MIE_BACKEND` or `auto`. Every timing ends
+ * with an asynchronous read of the result, so a GPU backend is timed to completion.
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { getDevice, ready, setSeed, tf } from '@mie/core';
+import { BACKEND_CHOICES, getDevice, ready, setBackend, setSeed, tf, type BackendChoice } from '@mie/core';
 import { EncoderDecoderTransformer, TransformerEncoderLayer } from '@mie/transformer';
 
 export interface BenchResult {
@@ -28,6 +31,7 @@ interface Options {
   only: string[] | null;
   runs: number;
   torch: boolean;
+  backend: BackendChoice | null;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -40,7 +44,15 @@ function parseArgs(argv: string[]): Options {
     only: value('--only')?.split(',') ?? null,
     runs: Number(value('--runs') ?? 5),
     torch: argv.includes('--torch'),
+    backend: (value('--backend') as BackendChoice | undefined) ?? null,
   };
+}
+
+/** Waits for `t` to be computed (an asynchronous read, which a GPU backend prefers) and frees it. */
+async function settle(t: tf.Tensor | null | undefined): Promise<void> {
+  if (!t) return;
+  await t.data();
+  t.dispose();
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -94,11 +106,11 @@ const randomIds = (shape: [number, number], vocab: number, seed: number) =>
 async function encoderLayerTrain(runs: number): Promise<BenchResult[]> {
   const layer = new TransformerEncoderLayer({ dModel: 512, numHeads: 8, dFf: 2048, dropout: 0.1 });
   const x = tf.randomNormal([8, 128, 512], 0, 1, 'float32', 1);
-  const forward = await measure(runs, () => tf.tidy(() => void layer.forward(x).dataSync()));
-  const train = await measure(runs, () => {
+  const forward = await measure(runs, () => settle(tf.tidy(() => layer.forward(x))));
+  const train = await measure(runs, async () => {
     const { value, grads } = tf.variableGrads(() => tf.mean(layer.forward(x)) as tf.Scalar, layer.trainableParameters());
-    value.dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
+    tf.dispose(Object.values(grads));
+    await settle(value);
   });
   x.dispose();
   layer.dispose();
@@ -123,14 +135,10 @@ async function seedBase(runs: number): Promise<BenchResult[]> {
   const tgt = randomIds([8, 64], 10000, 3);
   const targets = randomIds([8, 64], 10000, 4);
   model.eval();
-  const forward = await measure(runs, () => tf.tidy(() => void model.forward(src, tgt).dataSync()));
+  const forward = await measure(runs, () => settle(tf.tidy(() => model.forward(src, tgt))));
   model.train();
   const optimizer = tf.train.adam(1e-4);
-  const train = await measure(runs, () => {
-    const loss = optimizer.minimize(() => crossEntropy(model.forward(src, tgt), targets), true, model.trainableParameters());
-    loss?.dataSync();
-    loss?.dispose();
-  });
+  const train = await measure(runs, () => settle(optimizer.minimize(() => crossEntropy(model.forward(src, tgt), targets), true, model.trainableParameters())));
   optimizer.dispose();
   tf.dispose([src, tgt, targets]);
   model.dispose();
@@ -209,7 +217,7 @@ async function matmul(runs: number): Promise<BenchResult[]> {
     const [m, k] = transposeA ? [aShape[rank - 1], aShape[rank - 2]] : [aShape[rank - 2], aShape[rank - 1]];
     const n = transposeB ? bShape[rank - 2] : bShape[rank - 1];
     const flops = 2 * m * n * k * (rank === 3 ? aShape[0] : 1);
-    const timing = await measure(Math.max(runs, 10), () => tf.tidy(() => void tf.matMul(a, b, transposeA, transposeB).dataSync()));
+    const timing = await measure(Math.max(runs, 10), () => settle(tf.matMul(a, b, transposeA, transposeB)));
     results.push(result(name, timing, Math.max(runs, 10), undefined, { gflops: Number((flops / timing.median / 1e6).toFixed(1)) }));
     tf.dispose([a, b]);
   }
@@ -239,7 +247,11 @@ function torchReference(names: string[], runs: number): Map<string, BenchResult>
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  await ready();
+  if (options.backend !== null && !BACKEND_CHOICES.includes(options.backend)) {
+    throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(', ')}; got ${JSON.stringify(options.backend)}`);
+  }
+  if (options.backend !== null) await setBackend(options.backend);
+  else await ready();
   setSeed(0);
   const selected = Object.keys(BENCHMARKS).filter((name) => !options.only || options.only.some((o) => name.startsWith(o) || o.startsWith(name)));
   const results: BenchResult[] = [];
@@ -255,7 +267,12 @@ async function main(): Promise<void> {
     return;
   }
   const device = getDevice();
-  console.log(`MIE on ${device.backend} (matmul: ${device.matmul ?? '-'}${device.blasLibrary ? `, ${device.blasLibrary}` : ''}, threads ${device.threads ?? 1})`);
+  const gpu = device.gpu ? [device.gpu.vendor, device.gpu.architecture, device.gpu.description].filter(Boolean).join(' ') || `WebGL ${device.gpu.webglVersion}` : '';
+  console.log(
+    device.kind === 'gpu'
+      ? `MIE on ${device.backend} (GPU: ${gpu || 'unknown'})`
+      : `MIE on ${device.backend} (matmul: ${device.matmul ?? '-'}${device.blasLibrary ? `, ${device.blasLibrary}` : ''}, threads ${device.threads ?? 1})`,
+  );
   const rows = results.map((r) => {
     const t = torch.get(r.name);
     return {
