@@ -7,23 +7,14 @@
 //
 //   node scripts/measure-install.mjs           (run `pnpm build` first)
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MODEL_PACKAGES, installProject, packModelPackages } from './model-packages.mjs';
 
-const root = new URL('..', import.meta.url).pathname;
-const MODEL_PACKAGES = ['core', 'layers', 'attention', 'positional', 'embeddings', 'transformer', 'training'];
 const work = mkdtempSync(join(tmpdir(), 'mie-install-'));
-const tarballs = [];
-for (const dir of MODEL_PACKAGES) {
-  const out = join(work, 'packs', dir);
-  execFileSync('pnpm', ['pack', '--pack-destination', out], { cwd: join(root, 'packages', dir), stdio: 'pipe' });
-  tarballs.push(join(out, readdirSync(out).find((f) => f.endsWith('.tgz'))));
-}
 const project = join(work, 'project');
-execFileSync('mkdir', ['-p', project]);
-writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'measure', version: '1.0.0', private: true }));
-execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], { cwd: project, stdio: 'pipe' });
+installProject(project, packModelPackages(work));
 
 const du = (path) => Number(execFileSync('du', ['-sb', path], { encoding: 'utf8' }).split('\t')[0]);
 const modules = join(project, 'node_modules');
