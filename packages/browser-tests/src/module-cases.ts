@@ -1,15 +1,16 @@
 /**
  * Every public MIE module, each with a small configuration and inputs, for the backend-agreement
  * check on webgpu and webgl (in Node and in Chromium). The configurations follow the module
- * batteries of each package. Browser-safe: imports only the model packages.
+ * batteries of each package. Browser-safe: imports only the model packages and browser-safe test helpers.
  */
-import { Module, parameter, tf } from '@mie/core';
+import { tf } from '@mie/core';
 import { FeedForwardBlock, FeedForwardClassifier, FeedForwardNN, LayerNorm, LinearLayer, MultiLayerPerceptron, RMSNorm } from '@mie/layers';
 import { ALiBiAttention, GroupedQueryAttention, MultiHeadAttention, ScaledDotProductAttention, SimpleAttention } from '@mie/attention';
 import { PositionalEncoding, RotaryPositionEncoding } from '@mie/positional';
 import { TokenEmbedding } from '@mie/embeddings';
 import { EncoderDecoderTransformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer } from '@mie/transformer';
 import type { ConfigurableModule, InputFactory } from '@mie/test-utils/backend-agreement';
+import { withInputScale } from '@mie/test-utils/test-modules';
 
 export interface ModuleCase {
   /** Unique, e.g. `MultiHeadAttention (rotary, cross)`. */
@@ -18,28 +19,6 @@ export interface ModuleCase {
   input: InputFactory;
   /** Compare in training mode: dropout on, the same masks on every backend. */
   training?: boolean;
-}
-
-/**
- * Wraps a module without parameters behind a trainable scalar that multiplies its first input,
- * so that gradients through it are compared too.
- */
-function withInputScale<O extends object, M extends Module & { readonly config: O }>(Inner: new (options: O) => M): new (options: O) => ConfigurableModule {
-  return class InputScaled extends Module {
-    readonly config: O;
-    scale = parameter(() => tf.ones([1]));
-    inner: M;
-
-    constructor(options: O) {
-      super();
-      this.inner = new Inner(options);
-      this.config = this.inner.config;
-    }
-
-    forward(x: tf.Tensor, ...rest: unknown[]): unknown {
-      return tf.tidy(() => (this.inner.forward as (...args: unknown[]) => tf.TensorContainer)(tf.mul(x, this.scale), ...rest));
-    }
-  };
 }
 
 const normal = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);

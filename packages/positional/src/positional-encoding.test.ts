@@ -1,6 +1,6 @@
 import { MieConfigError, MieShapeError, clearSeed, setBackend, setSeed, tf } from '@mie/core';
-import { runModuleTest } from '@mie/test-utils';
-import { fromFixture, loadFixture, maxAbsDifference, withInputScale, type FixtureTensor } from './__tests__/fixtures';
+import { runModuleTest, withInputScale } from '@mie/test-utils';
+import { fromFixture, loadFixture, maxAbsDifference, type FixtureTensor } from './__tests__/fixtures';
 import { PositionalEncoding, sinusoidalEncodings } from './positional-encoding';
 
 // @mie/plot is an optional peer these tests run without, even where the pnpm bin shim's NODE_PATH

@@ -1,7 +1,7 @@
 import { MieConfigError, MieShapeError, setBackend, tf } from '@mie/core';
-import { runModuleTest } from '@mie/test-utils';
+import { runModuleTest, withInputScale } from '@mie/test-utils';
 import fc from 'fast-check';
-import { fromFixture, loadFixture, maxAbsDifference, withInputScale, type FixtureTensor } from './__tests__/fixtures';
+import { fromFixture, loadFixture, maxAbsDifference, type FixtureTensor } from './__tests__/fixtures';
 import { RotaryPositionEncoding } from './rotary-position-encoding';
 
 // @mie/plot is an optional peer these tests run without, even where the pnpm bin shim's NODE_PATH

@@ -1,6 +1,7 @@
 /** Test helpers shared by every MIE package (private, consumed as source). */
 export { typeScriptBlocks, runExample, packageReadme } from './readme-examples';
 export { runModuleTest, type ModuleTestOptions } from './run-module-test';
+export { withInputScale } from './test-modules';
 export {
   backendAgreement,
   collectTensors,

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Module, parameter, tf } from '@mie/core';
+import { tf } from '@mie/core';
 
 /** A tensor as stored in the fixtures: shape and flat row-major values. */
 export interface FixtureTensor {
@@ -33,27 +33,3 @@ export function maxAbsDifference(actual: tf.Tensor, expected: FixtureTensor | tf
   return worst;
 }
 
-/**
- * Wraps a module without parameters behind a trainable scalar `scale` (1) that multiplies its first
- * input. The battery skips gradient checks for parameter-free modules; through the wrapper it
- * checks that gradients flow through the wrapped module and agree on cpu and wasm.
- */
-export function withInputScale<O extends object, M extends Module & { readonly config: O }>(
-  Inner: new (options: O) => M,
-): new (options: O) => Module & { readonly config: O; inner: M } {
-  return class InputScaled extends Module {
-    readonly config: O;
-    scale = parameter(() => tf.ones([1]));
-    inner: M;
-
-    constructor(options: O) {
-      super();
-      this.inner = new Inner(options);
-      this.config = this.inner.config;
-    }
-
-    forward(x: tf.Tensor, ...rest: unknown[]): unknown {
-      return tf.tidy(() => (this.inner.forward as (...args: unknown[]) => tf.TensorContainer)(tf.mul(x, this.scale), ...rest));
-    }
-  };
-}
