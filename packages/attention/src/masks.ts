@@ -122,7 +122,7 @@ export function fromTorchBoolMask(mask: tf.Tensor): tf.Tensor {
  * `-1e9` or the float minimum = blocked) to MIE's polarity. Any other value is a bias, not a
  * mask, and is a `MieShapeError`. The check reads the mask's values: where they are on the host
  * (always on cpu and wasm; on a GPU backend, a mask built from JavaScript values) directly, else
- * back from the GPU (which MIE does not do synchronously on webgpu: a `MieBackendError` then).
+ * back from the GPU (which webgpu outside a browser cannot do: a `MieBackendError` then).
  */
 export function fromAdditiveMask(mask: tf.Tensor): tf.Tensor {
   const values = hostValues(mask);

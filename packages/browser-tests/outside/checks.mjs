@@ -60,7 +60,7 @@ export async function runChecks(backend, modelUrl, { indexedDb = false } = {}) {
     model.eval();
     const trained = await logitsOf(model, src, tgtIn);
 
-    // Bytes: toBuffers where MIE reads synchronously (on webgpu it must refuse, naming
+    // Bytes: toBuffers where the backend reads synchronously (webgpu in Node must refuse, naming
     // toBuffersAsync), first, while the trained weights are on the device only; then
     // toBuffersAsync, everywhere.
     if (synchronousReadsAvailable()) {

@@ -14,9 +14,8 @@ export const CHROMIUM_PATH = process.env.MIE_CHROMIUM ?? '/usr/bin/chromium';
 
 /**
  * The flags: no sandbox or background traffic, and SwiftShader for WebGPU and WebGL. SwiftShader
- * runs GPU work on the CPU, slowly, and on a loaded machine Chromium's GPU watchdog would kill the
- * GPU process mid-run (WebGPU then fails with "A valid external Instance reference no longer
- * exists"): the watchdog is off.
+ * runs GPU work on the CPU, slowly: on a loaded machine a long kernel must not trip Chromium's GPU
+ * watchdog, which is off.
  */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -63,9 +62,15 @@ export async function serveDirectory(dir: string): Promise<{ url: string; close(
   };
 }
 
-/** Launches the browser. */
+/**
+ * Launches the browser, with SwiftShader's Vulkan driver where its GPU process looks for one.
+ * Without it the compositor has no Vulkan (`vkCreateInstance() failed: -9`) and cannot share a
+ * WebGPU canvas: tfjs-backend-webgpu's synchronous read, which goes through an OffscreenCanvas,
+ * then returned zeros and lost the device ("A valid external Instance reference no longer exists"
+ * on every later WebGPU call of the page).
+ */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true, env: swiftShaderEnvironment() });
 }
 
 /**

@@ -139,15 +139,15 @@ export abstract class BaseModel<Config extends object = object> extends Module {
 
   /**
    * The checkpoint as bytes: `config.json` and `model.safetensors` (one file, whatever its size).
-   * Reads the weights synchronously; on webgpu (where MIE reads only asynchronously) use
-   * {@link toBuffersAsync}, unless the weights are on the host (read back or just loaded).
+   * Reads the weights synchronously; on a backend that cannot (webgpu in Node), use
+   * {@link toBuffersAsync}.
    */
   toBuffers(): CheckpointBuffers {
     const { header, headerText } = this.#header();
     const state = this.stateDict();
     if (!synchronousReadsAvailable() && Object.values(state).some((tensor) => hostValues(tensor) === null)) {
       throw new MieBackendError(
-        `${this.className}.toBuffers: the weights are on the GPU, which MIE does not read synchronously on the webgpu backend; use await model.toBuffersAsync() (or save()).`,
+        `${this.className}.toBuffers: the weights are on the GPU, which the webgpu backend cannot read synchronously outside a browser; use await model.toBuffersAsync() (or save()).`,
       );
     }
     const weights = writeSafetensors(state, {

@@ -134,7 +134,7 @@ function inputError(pending: Pending): MieNumericalError {
 export function enableFiniteChecks(model: Module, { checkInputs = true }: FiniteCheckOptions = {}): () => void {
   if (!synchronousReadsAvailable()) {
     throw new MieBackendError(
-      'enableFiniteChecks: the checks read tensors synchronously, which MIE does not do on the webgpu backend; debug on a cpu, wasm or webgl backend (the checks are for debugging).',
+      'enableFiniteChecks: the checks read tensors synchronously, which the webgpu backend cannot do outside a browser; debug on a cpu or wasm backend (the checks are for debugging).',
     );
   }
   // Hooks run after forward, innermost first. An inner module whose inputs were already

@@ -2,16 +2,15 @@
  * Reading tensor values back to JavaScript without stalling or breaking a GPU backend.
  *
  * On cpu, wasm and tensorflow a tensor's values live in host memory and `dataSync()` is a copy.
- * On webgl and webgpu it is a GPU download that stalls the pipeline. tfjs-backend-webgpu can do it
- * synchronously only by drawing the buffer into an `OffscreenCanvas` and reading the canvas back
- * through the browser's compositor: impossible under Node (no `OffscreenCanvas`), and in Chromium
- * on a software GPU it failed to create the canvas's shared image and lost the GPU device, after
- * which every WebGPU call of the page fails. So MIE never reads a webgpu tensor synchronously. It
- * checks inputs on values the caller already has ({@link hostValues}: a tensor built from a
- * JavaScript array stays on the host until an op first uses it, and one read back with `data()`
- * keeps its values there), does the other checks inside the kernels, reads asynchronously where a
- * public path is already asynchronous, and leaves {@link readSync} to the few synchronous public
- * calls that must read (`toBuffers`, `clipGradNorm`, finite checks), which on webgpu say what to
+ * On webgl and webgpu it is a GPU download that stalls the pipeline, and tfjs-backend-webgpu
+ * implements it by drawing the buffer into an `OffscreenCanvas` and reading the canvas back
+ * through the browser's compositor: under Node (Dawn) a synchronous read of a tensor held on the
+ * GPU is impossible, and in a browser it is slow and needs a compositor that can share WebGPU
+ * canvases (Chromium on SwiftShader without a Vulkan driver returned zeros, then lost the device). So MIE checks inputs on values the
+ * caller already has ({@link hostValues}: a tensor built from a JavaScript array stays on the host
+ * until an op first uses it), does the other checks inside the kernels, reads asynchronously
+ * where a public path is already asynchronous, and leaves {@link readSync} to the few synchronous
+ * public calls that must read (`toBuffers`, `clipGradNorm`, finite checks), which then say what to
  * call instead.
  */
 import { MieBackendError } from './errors';
@@ -28,11 +27,11 @@ export function backendOnHost(): boolean {
 }
 
 /**
- * Whether MIE reads a tensor held on the device synchronously on the active backend: everywhere
- * but webgpu (see the module comment).
+ * Whether `dataSync()` works on the active backend for a tensor held on the device: everywhere but
+ * webgpu without an `OffscreenCanvas` (webgpu under Node).
  */
 export function synchronousReadsAvailable(): boolean {
-  return tf.getBackend() !== 'webgpu';
+  return tf.getBackend() !== 'webgpu' || typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'function';
 }
 
 /**
@@ -60,16 +59,15 @@ export function hostValues(tensor: tf.Tensor): tf.TypedArray | null {
 }
 
 /**
- * The values of `tensor`, synchronously: its host values, else `dataSync()` on backends but
- * webgpu; on webgpu (values only on the GPU), a `MieBackendError` naming `caller` and the
- * asynchronous call to use instead.
+ * `tensor.dataSync()` where the backend can do it; on webgpu under Node (no synchronous GPU
+ * read), a `MieBackendError` naming `caller` and the asynchronous call to use instead.
  */
 export function readSync(tensor: tf.Tensor, caller: string, instead: string): tf.TypedArray {
   const values = hostValues(tensor);
   if (values) return values;
   if (!synchronousReadsAvailable()) {
     throw new MieBackendError(
-      `${caller}: reads tensor values synchronously, which MIE does not do on the webgpu backend (tfjs can only draw the GPU buffer into an OffscreenCanvas and read that back: impossible in Node, and it can lose the GPU device in a browser); use ${instead}.`,
+      `${caller}: reads tensor values synchronously, which the webgpu backend cannot do outside a browser (tfjs reads WebGPU buffers synchronously through an OffscreenCanvas); use ${instead}.`,
     );
   }
   return tensor.dataSync();

@@ -2,7 +2,7 @@
  * The battery's backend-agreement check on its own: a module's eval outputs and parameter
  * gradients on each backend equal those on the first. Browser-safe (no Node import) and
  * asynchronous in every read, so it runs on webgpu and webgl, whose synchronous reads are slow
- * (webgl) or refused (webgpu: see `readback.ts` in @mie/core).
+ * (webgl) or unavailable (webgpu without an OffscreenCanvas).
  */
 import { Module, setBackend, setSeed, tf, type BackendChoice } from '@mie/core';
 

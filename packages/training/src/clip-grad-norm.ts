@@ -48,7 +48,7 @@ export function clipGradNormTensors(grads: NamedGradients, maxNorm: number, call
  * `min(1, maxNorm / (total + 1e-6))`. Returns new tensors and leaves `grads` untouched (dispose
  * them yourself). An infinite or NaN norm is returned as is, and the gradients become NaN, as in PyTorch.
  *
- * Reads the norm back synchronously; on webgpu (where MIE reads only asynchronously), use
+ * Reads the norm back synchronously; on webgpu outside a browser (no synchronous GPU read), use
  * {@link clipGradNormAsync}.
  */
 export function clipGradNorm(grads: NamedGradients, maxNorm: number): ClippedGradients {
