@@ -77,10 +77,17 @@ it('200 generations, aborted streams and concurrent generations: tensors return 
   await Promise.all([model.generate(src, base), model.generate(src, { ...base, numBeams: 2 })]);
   gc();
   const baseline = tf.memory();
-  const rssAfterWarmup = process.memoryUsage().rss;
   const greedy = await model.generate(src, base);
   let aborted = 0;
-  for (let round = 0; round < 40; round++) {
+  // Two passes of 40 rounds: resident memory is compared across the second only. The first grows
+  // high-water marks that never shrink (the wasm heap, V8's heap) to what concurrent generations
+  // need, which depends on how they interleave; a leak grows in every pass.
+  let rssAfterFirstPass = 0;
+  for (let round = 0; round < 80; round++) {
+    if (round === 40) {
+      gc();
+      rssAfterFirstPass = process.memoryUsage().rss;
+    }
     const kind = round % 5;
     if (kind === 0) expect(await model.generate(src, base)).toEqual(greedy);
     else if (kind === 1) await model.generate(src, { ...base, numBeams: 3, numReturnSequences: 2 });
@@ -111,14 +118,14 @@ it('200 generations, aborted streams and concurrent generations: tensors return 
       expect(results[2]).toEqual(greedy);
     }
   }
-  // 40 rounds are 64 generations (8 x (1 + 1 + 1 + 2 streams + 3 concurrent)); 136 short ones make 200.
-  for (let i = 0; i < 136; i++) await model.generate(src, { ...base, maxNewTokens: 3 });
-  expect(aborted).toBe(8);
+  // 80 rounds are 128 generations (16 x (1 + 1 + 1 + 2 streams + 3 concurrent)); 72 short ones make 200.
+  for (let i = 0; i < 72; i++) await model.generate(src, { ...base, maxNewTokens: 3 });
+  expect(aborted).toBe(16);
   expect(model.training).toBe(false);
   gc();
   expect(tf.memory().numTensors).toBe(baseline.numTensors);
   expect(tf.memory().numBytes).toBe(baseline.numBytes);
-  expect(process.memoryUsage().rss - rssAfterWarmup).toBeLessThan(RSS_SLACK);
+  expect(process.memoryUsage().rss - rssAfterFirstPass).toBeLessThan(RSS_SLACK);
   src.dispose();
   model.dispose();
 }, 120_000);
