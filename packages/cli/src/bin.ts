@@ -7,25 +7,18 @@
  *   mie eval g2p --model DIR [--json] [--beams N]
  *   mie pronounce --model DIR [--beams N] WORD...
  *   mie inspect --model DIR
+ *   mie --version, mie --help, mie COMMAND --help
  *
  * Every failure a user can cause (a bad argument, a path that cannot be used, a file that is not
  * what it should be) is one line `mie: ...` on stderr and a non-zero exit code: 2 for a usage
  * error, 1 for the rest. Only an unexpected error (a bug) prints its stack.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { MieConfigError, MieError } from '@mie/core';
+import { MieConfigError, MieError, tf } from '@mie/core';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
 import { MAX_MINUTES, trainG2P } from './train-g2p';
-
-const USAGE = `usage:
-  mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume | --force]   train a pronunciation model (default 10 minutes, out runs/g2p)
-  mie train iris [--out DIR] [--seed N] [--resume | --force]                train the Iris flower classifier (out runs/iris)
-  mie eval g2p --model DIR [--json] [--beams N]                             test WER/PER of a saved model (N: 1 to 64 beams)
-  mie pronounce --model DIR [--beams N] WORD...                             pronounce words
-  mie inspect --model DIR                                                   config, parameters per module, device
-
-An --out DIR that already holds a run is refused: --resume continues it, --force deletes the
-files a run writes there (never others) and starts over.`;
 
 /**
  * Most beams `--beams` takes. Beam search keeps `beams x batch` sequences with their caches: far
@@ -33,6 +26,79 @@ files a run writes there (never others) and starts over.`;
  * ran for minutes before failing), while G2P accuracy stops improving after about 5.
  */
 export const MAX_BEAMS = 64;
+const MAX_BEAMS_TEXT = String(MAX_BEAMS);
+
+/** Each command's usage line and what it does, in the order `mie --help` lists them. */
+const COMMANDS: ReadonlyArray<{ name: string; usage: string; summary: string; details: string }> = [
+  {
+    name: 'train g2p',
+    usage: 'mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume | --force]',
+    summary: 'train a pronunciation model (default 10 minutes, out runs/g2p)',
+    details: `Trains an encoder-decoder transformer from letters to ARPAbet phonemes on the CMU
+Pronouncing Dictionary for N minutes (fractional allowed; default 10), keeps the checkpoint with
+the best dev WER, then prints test WER and PER (greedy and 5 beams) and sample words.
+  --minutes N  the training budget in minutes (0 < N <= ${MAX_MINUTES})
+  --out DIR    where the run goes (default runs/g2p): DIR/model, DIR/train, DIR/metrics.json, plots
+  --seed N     the seed of initialisation, shuffling and dropout (default 1)
+  --resume     continue the run in DIR exactly (its architecture, data order and step)
+  --force      delete the files a run writes in DIR (never others) and start over`,
+  },
+  {
+    name: 'train iris',
+    usage: 'mie train iris [--out DIR] [--seed N] [--resume | --force]',
+    summary: 'train the Iris flower classifier (out runs/iris)',
+    details: `Trains a FeedForwardClassifier on the Iris data set and prints its test accuracy.
+  --out DIR    where the run goes (default runs/iris)
+  --seed N     the seed (default 1)
+  --resume     continue the run in DIR
+  --force      delete the files a run writes in DIR and start over`,
+  },
+  {
+    name: 'eval g2p',
+    usage: 'mie eval g2p --model DIR [--json] [--beams N]',
+    summary: 'test WER/PER of a saved model (N: 1 to 64 beams)',
+    details: `Decodes the test split with a saved G2P model and prints word and phoneme error rates.
+  --model DIR  a model directory (config.json + model.safetensors), e.g. runs/g2p/model
+  --json       print one JSON object instead of text
+  --beams N    beam search with N beams (1 to ${MAX_BEAMS_TEXT}; default 1, greedy)`,
+  },
+  {
+    name: 'pronounce',
+    usage: 'mie pronounce --model DIR [--beams N] WORD...',
+    summary: 'pronounce words',
+    details: `Prints each word's phonemes (ARPAbet) as a saved G2P model predicts them.
+  --model DIR  a model directory, e.g. runs/g2p/model
+  --beams N    beam search with N beams (1 to ${MAX_BEAMS_TEXT}; default 1, greedy)`,
+  },
+  {
+    name: 'inspect',
+    usage: 'mie inspect --model DIR',
+    summary: 'config, parameters per module, device',
+    details: `Prints a saved model's class, config, parameter count per module and the device it loads on.
+  --model DIR  a model directory`,
+  },
+];
+
+const USAGE_LINES: Array<[string, string]> = [
+  ...COMMANDS.map((c): [string, string] => [c.usage, c.summary]),
+  ['mie --version', 'the versions of mie, @mie/core, tfjs-core and Node'],
+  ['mie COMMAND --help', "one command's options"],
+];
+const USAGE_WIDTH = Math.max(...USAGE_LINES.map(([usage]) => usage.length));
+
+const USAGE = `usage:
+${USAGE_LINES.map(([usage, summary]) => `  ${usage.padEnd(USAGE_WIDTH)}   ${summary}`).join('\n')}
+
+An --out DIR that already holds a run is refused: --resume continues it, --force deletes the
+files a run writes there (never others) and starts over.`;
+
+/** `mie --version`: this package's version, and those of @mie/core and tfjs-core it runs on. */
+export function versionText(): string {
+  const own = (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  const core = (JSON.parse(readFileSync(require.resolve('@mie/core/package.json'), 'utf8')) as { version: string }).version;
+  return `mie ${own} (@mie/core ${core}, @tensorflow/tfjs-core ${tf.version_core}, Node ${process.versions.node})`;
+}
+
 
 /** A command line that does not parse or does not fit its command (exit code 2). */
 export class MieUsageError extends MieConfigError {}
@@ -89,6 +155,7 @@ function parse(argv: string[]) {
         json: { type: 'boolean' },
         beams: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
       },
     });
   } catch (error) {
@@ -102,15 +169,24 @@ function parse(argv: string[]) {
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv);
   const [command, target, ...rest] = positionals;
-  if (values.help || !command) {
+  if (values.version && !command) {
+    console.log(versionText());
+    return 0;
+  }
+  if (!command) {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
   const name = command === 'train' || command === 'eval' ? `${command} ${target ?? ''}`.trim() : command;
   const allowed = COMMAND_OPTIONS[name];
   if (allowed === undefined) throw new MieUsageError(`unknown command "${positionals.join(' ').slice(0, 80)}"`);
+  if (values.help) {
+    const entry = COMMANDS.find((c) => c.name === name)!;
+    console.log(`usage: ${entry.usage}\n\n${entry.details}`);
+    return 0;
+  }
   for (const [option, value] of Object.entries(values)) {
-    if (value !== undefined && option !== 'help' && !allowed.includes(option)) throw new MieUsageError(`mie ${name} takes no --${option}`);
+    if (value !== undefined && !allowed.includes(option)) throw new MieUsageError(`mie ${name} takes no --${option}`);
   }
   const extra = name === 'pronounce' ? [] : name === 'inspect' ? [target, ...rest].filter((p) => p !== undefined) : rest;
   if (extra.length) throw new MieUsageError(`mie ${name} takes no argument ${JSON.stringify(extra[0].slice(0, 40))}`);

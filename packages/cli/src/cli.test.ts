@@ -200,6 +200,40 @@ describe('mie command line', () => {
     await expect(main(['pronounce', 'word'])).rejects.toThrow(/pronounce needs --model DIR/);
     await expect(main(['train', 'g2p', '--minutes', 'soon'])).rejects.toThrow(/--minutes must be a number in \(0, 100000\]/);
   });
+
+  it('prints its version, the full usage with --help, and each command\'s options with COMMAND --help', async () => {
+    const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    try {
+      const version = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
+      expect(await main(['--version'])).toBe(0);
+      expect(await main(['-v'])).toBe(0);
+      expect(log.mock.calls[0][0]).toBe(`mie ${version} (@mie/core ${version}, @tensorflow/tfjs-core 4.22.0, Node ${process.versions.node})`);
+      expect(log.mock.calls[1][0]).toBe(log.mock.calls[0][0]);
+      log.mockClear();
+      expect(await main(['--help'])).toBe(0);
+      for (const command of ['mie train g2p', 'mie train iris', 'mie eval g2p', 'mie pronounce', 'mie inspect', 'mie --version', 'mie COMMAND --help']) {
+        expect(log.mock.calls[0][0]).toContain(`  ${command}`);
+      }
+      const options: Array<[string[], string[]]> = [
+        [['train', 'g2p'], ['--minutes N', '--out DIR', '--seed N', '--resume', '--force']],
+        [['train', 'iris'], ['--out DIR', '--seed N', '--resume', '--force']],
+        [['eval', 'g2p'], ['--model DIR', '--json', '--beams N']],
+        [['pronounce'], ['--model DIR', '--beams N']],
+        [['inspect'], ['--model DIR']],
+      ];
+      for (const [command, flags] of options) {
+        log.mockClear();
+        expect(await main([...command, '--help'])).toBe(0); // no --model needed for help
+        const text = String(log.mock.calls[0][0]);
+        expect(text.startsWith(`usage: mie ${command.join(' ')}`)).toBe(true);
+        for (const flag of flags) expect(text).toContain(`  ${flag}`);
+      }
+    } finally {
+      log.mockRestore();
+    }
+    await expect(main(['train', 'g2p', '--version'])).rejects.toThrow(/mie train g2p takes no --version/);
+    await expect(main(['frobnicate', '--help'])).rejects.toThrow(/unknown command "frobnicate"/);
+  });
 });
 
 describe('the G2P model sized for the budget and the device', () => {
