@@ -37,7 +37,7 @@ export interface RegularFile {
 export class MissingFileError extends MieSerializationError {}
 
 /**
- * Opens `file` for reading if it is a regular file. A missing file is a {@link MissingFileError};
+ * Opens `file` for reading if it is a regular file. A missing file is a `MissingFileError` (a `MieSerializationError`);
  * a directory, FIFO, socket or device is a `MieSerializationError` (`where` starts the message).
  */
 export async function openRegularFile(file: string, where: string, { chunkBytes = READ_CHUNK }: { chunkBytes?: number } = {}): Promise<RegularFile> {

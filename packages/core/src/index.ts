@@ -14,6 +14,7 @@ export {
   type DeviceInfo,
   type ModuleLoader,
 } from './backend';
+export type { GpuInfo } from './gpu-backends';
 export { registerWasmKernels } from './wasm-kernels';
 /**
  * Where a browser loads the wasm backend's `.wasm` files from (a folder URL ending in `/`, or a
