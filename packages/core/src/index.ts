@@ -1,3 +1,9 @@
+// The globals tfjs's declarations use without referencing them (Long, EmscriptenModule) and the
+// Symbol.dispose of MIE's own, for consumers whose compiler includes no @types by default
+// (TypeScript 6) and checks every declaration file (skipLibCheck: false).
+/// <reference types="long" preserve="true" />
+/// <reference types="emscripten" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * @mie/core: the one tfjs instance (`tf`), backend selection, `Module` and `BaseModel`,
  * safetensors checkpoints, initialisers, seeded randomness and the typed errors.
