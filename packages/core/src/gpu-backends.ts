@@ -61,7 +61,7 @@ async function provideNodeWebGpu(): Promise<void> {
     throw new MieBackendError(`setBackend: ${NODE_WEBGPU_PACKAGE} is installed but failed to load: ${(error as Error)?.message ?? error}`);
   }
   Object.assign(globalThis, dawn.globals);
-  const holder = globalThis as { navigator?: Record<string, unknown> };
+  const holder = globalThis as unknown as { navigator?: Record<string, unknown> };
   if (holder.navigator === undefined) {
     Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
   }
