@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CONFIG_FILE, WEIGHTS_FILE, setBackend, tf } from '@mie/core';
 import { run } from './bin';
-import { G2PModel } from './g2p-model';
+import { G2PModel } from '@mie/g2p-en';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mie-bin-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

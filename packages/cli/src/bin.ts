@@ -4,8 +4,8 @@
  *
  *   mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume | --force]
  *   mie train iris [--out DIR] [--seed N] [--resume | --force]
- *   mie eval g2p --model DIR [--json] [--beams N]
- *   mie pronounce --model DIR [--beams N] WORD...
+ *   mie eval g2p [--model DIR] [--json] [--beams N]
+ *   mie pronounce [--model DIR] [--beams N] WORD...
  *   mie inspect --model DIR
  *   mie --version, mie --help, mie COMMAND --help
  *
@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MieConfigError, MieError, tf } from '@mie/core';
+import { bundledModelSource } from '@mie/g2p-en';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
 import { MAX_MINUTES, trainG2P } from './train-g2p';
 
@@ -55,19 +56,21 @@ the best dev WER, then prints test WER and PER (greedy and 5 beams) and sample w
   },
   {
     name: 'eval g2p',
-    usage: 'mie eval g2p --model DIR [--json] [--beams N]',
+    usage: 'mie eval g2p [--model DIR] [--json] [--beams N]',
     summary: 'test WER/PER of a saved model (N: 1 to 64 beams)',
     details: `Decodes the test split with a saved G2P model and prints word and phoneme error rates.
-  --model DIR  a model directory (config.json + model.safetensors), e.g. runs/g2p/model
+  --model DIR  a model directory (config.json + model.safetensors), e.g. runs/g2p/model;
+               default: the pretrained English model of @mie/g2p-en
   --json       print one JSON object instead of text
   --beams N    beam search with N beams (1 to ${MAX_BEAMS_TEXT}; default 1, greedy)`,
   },
   {
     name: 'pronounce',
-    usage: 'mie pronounce --model DIR [--beams N] WORD...',
+    usage: 'mie pronounce [--model DIR] [--beams N] WORD...',
     summary: 'pronounce words',
-    details: `Prints each word's phonemes (ARPAbet) as a saved G2P model predicts them.
-  --model DIR  a model directory, e.g. runs/g2p/model
+    details: `Prints each word's phonemes (ARPAbet) as a G2P model predicts them.
+  --model DIR  a model directory, e.g. runs/g2p/model; default: the pretrained English model of
+               @mie/g2p-en (so \`npx mie pronounce hello\` works right after install)
   --beams N    beam search with N beams (1 to ${MAX_BEAMS_TEXT}; default 1, greedy)`,
   },
   {
@@ -195,6 +198,8 @@ export async function main(argv: string[]): Promise<number> {
     if (!values.model) throw new MieUsageError(`${command} needs --model DIR`);
     return values.model;
   };
+  // pronounce and eval g2p default to the pretrained English model of @mie/g2p-en.
+  const g2pModel = () => values.model ?? bundledModelSource();
   const resume = values.resume ?? false;
   const force = values.force ?? false;
   if (resume && force) throw new MieUsageError('--resume and --force cannot be combined');
@@ -208,12 +213,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const numBeams = integer(values.beams, 'beams', 1, 1, MAX_BEAMS);
   if (name === 'eval g2p') {
-    await evalG2P(needModel(), { json: values.json ?? false, numBeams });
+    await evalG2P(g2pModel(), { json: values.json ?? false, numBeams });
     return 0;
   }
   if (name === 'pronounce') {
     const words = [target, ...rest].filter((w): w is string => w !== undefined);
-    await pronounce(needModel(), words, { numBeams });
+    await pronounce(g2pModel(), words, { numBeams });
     return 0;
   }
   await inspect(needModel());

@@ -6,7 +6,7 @@ import { BaseModel, MieConfigError, setBackend, tf } from '@mie/core';
 import { MieTrainingError } from '@mie/training';
 import { PNG } from 'pngjs';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
-import { G2PModel } from './g2p-model';
+import { G2PModel, bundledModelSource, loadG2P } from '@mie/g2p-en';
 import { main } from './bin';
 import { architectureFor, effectiveMinutes, trainG2P } from './train-g2p';
 
@@ -197,9 +197,42 @@ describe('mie command line', () => {
     expect(log.mock.calls[0][0]).toMatch(/^usage:/);
     log.mockRestore();
     await expect(main(['frobnicate'])).rejects.toThrow(/unknown command "frobnicate"/);
-    await expect(main(['pronounce', 'word'])).rejects.toThrow(/pronounce needs --model DIR/);
+    await expect(main(['inspect'])).rejects.toThrow(/inspect needs --model DIR/);
     await expect(main(['train', 'g2p', '--minutes', 'soon'])).rejects.toThrow(/--minutes must be a number in \(0, 100000\]/);
   });
+
+  it('pronounces with the pretrained @mie/g2p-en model when no --model is given', async () => {
+    const lines: string[] = [];
+    const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void lines.push(line));
+    try {
+      expect(await main(['pronounce', 'hello', 'World'])).toBe(0);
+    } finally {
+      log.mockRestore();
+    }
+    const model = await loadG2P();
+    try {
+      const expected = await model.pronounce(['hello', 'world']);
+      expect(lines).toEqual([`hello\t${expected[0].join(' ')}`, `world\t${expected[1].join(' ')}`]);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('the pretrained model: test WER at most 30% greedy, re-measured on the whole test split, as its metrics.json says', async () => {
+    const lines: string[] = [];
+    const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void lines.push(line));
+    try {
+      expect(await main(['eval', 'g2p', '--json'])).toBe(0); // no --model: the bundled one
+    } finally {
+      log.mockRestore();
+    }
+    const result = JSON.parse(lines[0]) as { words: number; wer: number; per: number };
+    expect(result.words).toBe(6174);
+    expect(result.wer).toBeLessThanOrEqual(0.3);
+    const shipped = JSON.parse(fs.readFileSync(path.join(bundledModelSource(), 'metrics.json'), 'utf8'));
+    expect(result.wer).toBeCloseTo(shipped.test.greedy.wer, 6);
+    expect(result.per).toBeCloseTo(shipped.test.greedy.per, 6);
+  }, 300_000);
 
   it('prints its version, the full usage with --help, and each command\'s options with COMMAND --help', async () => {
     const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);

@@ -4,7 +4,7 @@ import { MieConfigError, describeValue, getDevice, ready, setSeed, tf, type Modu
 import { FeedForwardClassifier } from '@mie/layers';
 import { AdamW, ShuffledBatches, Trainer, cosineSchedule, crossEntropyLoss } from '@mie/training';
 import { loadG2PSplits } from './g2p-data';
-import { G2PModel } from './g2p-model';
+import { G2PModel } from '@mie/g2p-en';
 import { loadModelDirectory } from './model-directory';
 import { IRIS_RUN, prepareRunDirectory } from './run-directory';
 import { evaluateG2P } from './train-g2p';

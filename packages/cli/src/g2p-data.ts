@@ -12,15 +12,9 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { GRAPHEMES, PHONEMES } from '@mie/g2p-en';
 
-/** The 39 ARPAbet phonemes, without stress. */
-export const PHONEMES = [
-  'AA', 'AE', 'AH', 'AO', 'AW', 'AY', 'B', 'CH', 'D', 'DH', 'EH', 'ER', 'EY', 'F', 'G', 'HH', 'IH', 'IY', 'JH', 'K',
-  'L', 'M', 'N', 'NG', 'OW', 'OY', 'P', 'R', 'S', 'SH', 'T', 'TH', 'UH', 'UW', 'V', 'W', 'Y', 'Z', 'ZH',
-] as const;
-
-/** The letters a word may contain. */
-export const GRAPHEMES = "abcdefghijklmnopqrstuvwxyz'".split('');
+export { GRAPHEMES, PHONEMES };
 
 /** One word with all its pronunciations (each a list of phonemes). */
 export interface G2PEntry {

@@ -29,7 +29,7 @@ import {
 } from '@mie/training';
 import { renderAttentionHeatmap, renderLineChart } from '@mie/plot';
 import { loadG2PSplits, type G2PEntry } from './g2p-data';
-import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from './g2p-model';
+import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from '@mie/g2p-en';
 import { g2pErrorRates } from './metrics';
 import { G2P_RUN, prepareRunDirectory } from './run-directory';
 
@@ -298,10 +298,12 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     const finalDev = (await evaluateG2P(model, devEntries)).wer;
     let best: G2PModel = model;
     let bestDevWer = finalDev;
+    let bestStep: number | null = result.step; // the final weights, unless an evaluation beat them
     if (result.bestMetric !== null && result.bestMetric < finalDev) {
       best = (await BaseModel.load(path.join(trainDir, 'best'))) as G2PModel;
       models.push(best);
       bestDevWer = result.bestMetric;
+      bestStep = result.bestStep;
       model.dispose();
     }
     best.eval();
@@ -335,7 +337,7 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
         trainWords: trainEntries.length,
         trainPairs: pairs.length,
         bestDevWer,
-        bestStep: result.bestStep,
+        bestStep,
       },
       test: { greedy: { wer: greedy.wer, per: greedy.per, words: greedy.words, seconds: greedy.seconds }, ...(beam ? { beam } : {}) },
       samples,

@@ -1,7 +1,7 @@
 /**
  * The G2P model: an `EncoderDecoderTransformer` over letters (source) and ARPAbet phonemes
  * (target), saved together with both vocabularies so that a checkpoint directory is all that
- * `mie pronounce` needs.
+ * pronouncing needs.
  *
  * Source ids: the word's letters then `<eos>`; target input: `<bos>` then the phonemes; target
  * output: the phonemes then `<eos>`. Id 0 is padding everywhere.
@@ -9,7 +9,7 @@
 import { BaseModel, MieConfigError, checkOptions, registerModel, tf } from '@mie/core';
 import { EncoderDecoderTransformer, type EncoderDecoderTransformerOptions, type GenerateOptions } from '@mie/transformer';
 import { Vocabulary } from '@mie/training';
-import { GRAPHEMES, PHONEMES } from './g2p-data';
+import { GRAPHEMES, PHONEMES } from './vocabulary';
 
 /** Saved configuration of a {@link G2PModel}. */
 export interface G2PModelConfig {
@@ -85,6 +85,29 @@ export class G2PModel extends BaseModel<G2PModelConfig> {
     const ids = new Int32Array(words.length * length);
     rows.forEach((row, i) => ids.set(row, i * length));
     return tf.tensor2d(ids, [words.length, length], 'int32');
+  }
+
+  /**
+   * The cross-attention of `word` against `phonemes` (by default, its greedy pronunciation): the
+   * last decoder layer's weights, averaged over heads, as `weights[i][j]`, how much the step that
+   * produces target token i attends to source token j. Source tokens are the letters then
+   * `</s>`; target tokens the phonemes then `</s>`. Read asynchronously; frees what it computes.
+   */
+  async attentionMap(word: string, phonemes?: string[]): Promise<{ sourceTokens: string[]; targetTokens: string[]; weights: number[][] }> {
+    const target = phonemes ?? (await this.pronounce([word]))[0];
+    const phonemeIds = this.encodePronunciation(target);
+    const src = this.sourceBatch([word]);
+    const tgtIn = tf.tensor2d([[BOS, ...phonemeIds]], [1, phonemeIds.length + 1], 'int32');
+    const output = this.transformer.forward(src, tgtIn, { returnAttention: true });
+    const map = tf.tidy(() => {
+      const cross = output.crossAttention[output.crossAttention.length - 1]; // [1, h, t, s]
+      return tf.squeeze(tf.mean(cross, 1), [0]); // [1, h, t, s] -> [t, s]
+    });
+    try {
+      return { sourceTokens: [...word.split(''), '</s>'], targetTokens: [...target, '</s>'], weights: (await map.array()) as number[][] };
+    } finally {
+      tf.dispose([map, src, tgtIn, output.logits, ...output.crossAttention, ...output.encoderSelfAttention, ...output.decoderSelfAttention]);
+    }
   }
 
   /** Pronounces `words` (greedy, or beam search with `numBeams`), in batches of `batchSize`. */
