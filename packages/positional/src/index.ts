@@ -1,7 +1,8 @@
 /**
  * @mie/positional: position information for transformers. `PositionalEncoding` (sinusoidal or
- * learned absolute encodings), `RotaryPositionEncoding` (RoPE), and the heatmap renderer their
- * visualisations use (also for attention maps).
+ * learned absolute encodings), `SinusoidalEncoding` (the sinusoidal kind as a class of its own),
+ * `RotaryPositionEncoding` (RoPE), and the heatmap renderer their visualisations use (also for
+ * attention maps).
  */
 export {
   PositionalEncoding,
@@ -12,6 +13,7 @@ export {
   type PositionalEncodingForwardOptions,
   type VisualizeEncodingsOptions,
 } from './positional-encoding';
+export { SinusoidalEncoding, type SinusoidalEncodingOptions } from './sinusoidal-encoding';
 export {
   RotaryPositionEncoding,
   type RotaryPositionEncodingOptions,

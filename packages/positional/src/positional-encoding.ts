@@ -113,14 +113,19 @@ export class PositionalEncoding extends Module {
    */
   table?: tf.Tensor2D;
 
+  /** The class name that error messages start with (a subclass names itself). */
+  protected get moduleName(): string {
+    return NAME;
+  }
+
   constructor(options: PositionalEncodingOptions) {
     super();
-    checkOptions(NAME, options, OPTION_KEYS);
+    checkOptions(this.moduleName, options, OPTION_KEYS);
     const { dModel, maxSeqLength = 5000, dropout: rate = 0.1, encodingType = 'sinusoidal' } = options;
-    checkPositiveInteger(NAME, 'dModel', dModel);
-    checkPositiveInteger(NAME, 'maxSeqLength', maxSeqLength);
-    checkDropout(NAME, rate);
-    checkOneOf(NAME, 'encodingType', encodingType, ENCODING_TYPES);
+    checkPositiveInteger(this.moduleName, 'dModel', dModel);
+    checkPositiveInteger(this.moduleName, 'maxSeqLength', maxSeqLength);
+    checkDropout(this.moduleName, rate);
+    checkOneOf(this.moduleName, 'encodingType', encodingType, ENCODING_TYPES);
     this.config = { dModel, maxSeqLength, dropout: rate, encodingType };
     if (encodingType === 'learned') {
       // GPT-2 / BERT initialise position tables with N(0, 0.02^2): small next to the token
@@ -135,7 +140,7 @@ export class PositionalEncoding extends Module {
   #encodings(): tf.Tensor2D {
     const encodings = (this.weight ?? this.table) as tf.Tensor2D | undefined;
     if (!encodings || encodings.isDisposed) {
-      throw new MieConfigError(`${NAME}: the module was disposed; build a new one.`);
+      throw new MieConfigError(`${this.moduleName}: the module was disposed; build a new one.`);
     }
     return encodings;
   }
@@ -146,11 +151,11 @@ export class PositionalEncoding extends Module {
    * @param options `offset`: position of the first row (default 0).
    */
   forward(x: tf.Tensor, options: PositionalEncodingForwardOptions = {}): tf.Tensor {
-    checkOptions(`${NAME}.forward`, options, ['offset']);
-    checkFeatures(NAME, 'input x', x, this.config.dModel, 'dModel', 3);
-    const offset = checkOffset(NAME, options.offset ?? 0);
+    checkOptions(`${this.moduleName}.forward`, options, ['offset']);
+    checkFeatures(this.moduleName, 'input x', x, this.config.dModel, 'dModel', 3);
+    const offset = checkOffset(this.moduleName, options.offset ?? 0);
     const [, seq, dModel] = x.shape;
-    checkPositions(NAME, 'input x', seq, offset, this.config.maxSeqLength);
+    checkPositions(this.moduleName, 'input x', seq, offset, this.config.maxSeqLength);
     const encodings = this.#encodings();
     return tf.tidy(() => {
       const positions = tf.slice(encodings, [offset, 0], [seq, dModel]); // [t, d]
@@ -163,10 +168,10 @@ export class PositionalEncoding extends Module {
    * (the caller disposes it). Defaults: all positions.
    */
   getEncodings({ length, offset = 0 }: { length?: number; offset?: number } = {}): tf.Tensor2D {
-    checkOffset(NAME, offset);
+    checkOffset(this.moduleName, offset);
     const count = length ?? this.config.maxSeqLength - offset;
-    checkPositiveInteger(NAME, 'length', count);
-    checkPositions(NAME, 'getEncodings', count, offset, this.config.maxSeqLength);
+    checkPositiveInteger(this.moduleName, 'length', count);
+    checkPositions(this.moduleName, 'getEncodings', count, offset, this.config.maxSeqLength);
     const encodings = this.#encodings();
     return tf.tidy(() => tf.slice(encodings, [offset, 0], [count, this.config.dModel]));
   }
@@ -177,10 +182,10 @@ export class PositionalEncoding extends Module {
    * Reads the table asynchronously (as GPU backends need).
    */
   async encodingHeatmap(options: VisualizeEncodingsOptions = {}): Promise<HeatmapOptions> {
-    checkOptions(`${NAME}.visualizeEncodings`, options, VISUALIZE_KEYS);
+    checkOptions(`${this.moduleName}.visualizeEncodings`, options, VISUALIZE_KEYS);
     const { dModel, maxSeqLength, encodingType } = this.config;
-    const positions = checkCount(NAME, 'maxPositions', options.maxPositions ?? Math.min(100, maxSeqLength), maxSeqLength);
-    const dimensions = checkCount(NAME, 'maxDimensions', options.maxDimensions ?? dModel, dModel);
+    const positions = checkCount(this.moduleName, 'maxPositions', options.maxPositions ?? Math.min(100, maxSeqLength), maxSeqLength);
+    const dimensions = checkCount(this.moduleName, 'maxDimensions', options.maxDimensions ?? dModel, dModel);
     const encodings = this.#encodings();
     const shown = tf.tidy(() => tf.slice(encodings, [0, 0], [positions, dimensions]));
     const values = (await shown.array()) as number[][];
@@ -209,13 +214,13 @@ export class PositionalEncoding extends Module {
    * package `@mie/plot` (install it; in a browser bundle, import it once).
    */
   async visualizeEncodings(options: VisualizeEncodingsOptions = {}): Promise<Uint8Array> {
-    const draw = plotter(`${NAME}.visualizeEncodings`);
+    const draw = plotter(`${this.moduleName}.visualizeEncodings`);
     return draw.renderHeatmap(await this.encodingHeatmap(options));
   }
 
   /** The same heatmap as {@link visualizeEncodings}, as an SVG document (written to `file` when given). */
   async visualizeEncodingsSvg(options: VisualizeEncodingsOptions = {}): Promise<string> {
-    const draw = plotter(`${NAME}.visualizeEncodingsSvg`);
+    const draw = plotter(`${this.moduleName}.visualizeEncodingsSvg`);
     return draw.renderHeatmapSvg(await this.encodingHeatmap(options));
   }
 }
