@@ -1,6 +1,7 @@
 /**
- * @mie/transformer: encoder and decoder layers and stacks, the encoder-decoder Transformer,
- * PyTorch state-dict import/export, attention maps (as tensors; @mie/plot draws them) and generation.
+ * @mie/transformer: encoder and decoder layers and stacks, the encoder-only Transformer over
+ * continuous features, the encoder-decoder Transformer, PyTorch state-dict import/export,
+ * attention maps (as tensors; @mie/plot draws them) and generation.
  */
 export { TransformerEncoderLayer, type TransformerEncoderLayerCallOptions } from './transformer-encoder-layer';
 export { TransformerDecoderLayer, type TransformerDecoderLayerCallOptions, type DecoderLayerOutput } from './transformer-decoder-layer';
@@ -8,6 +9,15 @@ export { type TransformerLayerOptions, type TransformerLayerConfig } from './lay
 export { TransformerEncoder, type EncoderOutput } from './transformer-encoder';
 export { TransformerDecoder, type TransformerDecoderCallOptions, type DecoderOutput } from './transformer-decoder';
 export { POSITIONAL_ENCODINGS, type PositionalEncodingKind, type TransformerStackOptions, type TransformerStackConfig } from './stack-options';
+export {
+  Transformer,
+  TRANSFORMER_POSITIONAL_ENCODINGS,
+  type TransformerOptions,
+  type TransformerConfig,
+  type TransformerCallOptions,
+  type TransformerOutput,
+  type TransformerPositionalEncoding,
+} from './transformer';
 export {
   EncoderDecoderTransformer,
   type EncoderDecoderTransformerOptions,

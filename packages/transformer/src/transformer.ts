@@ -1,0 +1,232 @@
+/**
+ * The design's `Transformer`: an encoder-only model over continuous features (Vaswani et al. 2017,
+ * section 3.1, without token embeddings). An optional input projection to `dModel`, positions, a
+ * stack of encoder layers, a final layer norm in pre-norm, and an optional output projection.
+ *
+ * Legend: b batch, t sequence length, i inputDim, d dModel, o outputDim.
+ */
+import {
+  BaseModel,
+  MieConfigError,
+  MieShapeError,
+  checkAllocation,
+  checkBoolean,
+  checkCallOptions,
+  checkDropout,
+  checkFeatures,
+  checkOneOf,
+  checkOptions,
+  checkPositiveInteger,
+  checkPositiveNumber,
+  dropout,
+  errorMessage,
+  float32Bytes,
+  registerModel,
+  tf,
+} from '@mie/core';
+import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from '@mie/attention';
+import { LayerNorm, LinearLayer, checkActivation, type ActivationName } from '@mie/layers';
+import { PositionalEncoding, SinusoidalEncoding } from '@mie/positional';
+import { TransformerEncoderLayer } from './transformer-encoder-layer';
+
+const NAME = 'Transformer';
+
+/** How a {@link Transformer} encodes positions. */
+export const TRANSFORMER_POSITIONAL_ENCODINGS = ['sinusoidal', 'learned', 'rotary', 'none'] as const;
+export type TransformerPositionalEncoding = (typeof TRANSFORMER_POSITIONAL_ENCODINGS)[number];
+
+/** Options of {@link Transformer} (the design's `Transformer` arguments in camelCase). */
+export interface TransformerOptions {
+  /** Model width; divisible by `numHeads`. Default 512. */
+  dModel?: number;
+  /** Attention heads. Default 8. */
+  numHeads?: number;
+  /** Encoder layers. Default 6. */
+  numLayers?: number;
+  /** Width of each layer's feed-forward sub-layer. Default 2048. */
+  dFf?: number;
+  /** Dropout after the positions, after each sub-layer, in the feed-forward block and on attention weights. Default 0.1. */
+  dropout?: number;
+  /** Longest sequence the positions cover (not checked with `'none'`). Default 5000. */
+  maxSeqLength?: number;
+  /**
+   * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the (projected) inputs,
+   * then dropout, as `PositionalEncoding` does; `'rotary'` embeddings inside self-attention (an even
+   * head size `dModel / numHeads`); or `'none'`.
+   */
+  positionalEncoding?: TransformerPositionalEncoding;
+  /** Width of the input features. Default `dModel`; when it differs, `inputProjection` maps to `dModel`. */
+  inputDim?: number;
+  /** When set, `outputProjection` maps the output to this width; default `null`: outputs are `[b, t, dModel]`. */
+  outputDim?: number | null;
+  /** Feed-forward activation: `'relu'` (default), `'gelu'` (exact erf) or another @mie/layers activation. */
+  activation?: ActivationName;
+  /** Pre-norm layers and a final `norm` when true; post-norm (the paper's and PyTorch's default, no final norm) when false. */
+  normFirst?: boolean;
+  /** Epsilon of the layer norms. Default 1e-5. */
+  layerNormEps?: number;
+}
+
+/** The resolved options of a {@link Transformer}: every field set (`outputDim` may be `null`). */
+export interface TransformerConfig extends Required<Omit<TransformerOptions, 'outputDim'>> {
+  outputDim: number | null;
+}
+
+/** Call options of {@link Transformer.forward}: `mask`, `keyPaddingMask` (1 = real position) and `causal`. */
+export type TransformerCallOptions = AttentionMaskOptions;
+
+/** Output of {@link Transformer.forwardWithAttention}. */
+export interface TransformerOutput {
+  /** `[b, t, outputDim ?? dModel]` */
+  output: tf.Tensor;
+  /** One `[b, heads, t, t]` per layer. */
+  selfAttention: tf.Tensor[];
+}
+
+const OPTIONS = [
+  'dModel',
+  'numHeads',
+  'numLayers',
+  'dFf',
+  'dropout',
+  'maxSeqLength',
+  'positionalEncoding',
+  'inputDim',
+  'outputDim',
+  'activation',
+  'normFirst',
+  'layerNormEps',
+] as const;
+
+/** Checks and completes the options. */
+function resolveOptions(options: TransformerOptions): TransformerConfig {
+  const {
+    dModel = 512,
+    numHeads = 8,
+    numLayers = 6,
+    dFf = 2048,
+    dropout: rate = 0.1,
+    maxSeqLength = 5000,
+    positionalEncoding = 'sinusoidal',
+    inputDim = dModel,
+    outputDim = null,
+    activation = 'relu',
+    normFirst = false,
+    layerNormEps = 1e-5,
+  } = checkOptions(NAME, options, OPTIONS);
+  checkPositiveInteger(NAME, 'dModel', dModel);
+  checkPositiveInteger(NAME, 'numHeads', numHeads);
+  if (dModel % numHeads !== 0) throw new MieConfigError(errorMessage(NAME, 'option "dModel"', `must be divisible by numHeads (${numHeads})`, dModel));
+  checkOneOf(NAME, 'positionalEncoding', positionalEncoding, TRANSFORMER_POSITIONAL_ENCODINGS);
+  if (positionalEncoding === 'rotary' && (dModel / numHeads) % 2 !== 0) {
+    throw new MieConfigError(errorMessage(NAME, 'option "positionalEncoding"', `"rotary" needs an even head size; dModel / numHeads is ${dModel / numHeads}`, positionalEncoding));
+  }
+  if (outputDim !== null) checkPositiveInteger(NAME, 'outputDim', outputDim);
+  return Object.freeze({
+    dModel,
+    numHeads,
+    numLayers: checkPositiveInteger(NAME, 'numLayers', numLayers),
+    dFf: checkPositiveInteger(NAME, 'dFf', dFf),
+    dropout: checkDropout(NAME, rate),
+    maxSeqLength: checkPositiveInteger(NAME, 'maxSeqLength', maxSeqLength),
+    positionalEncoding,
+    inputDim: checkPositiveInteger(NAME, 'inputDim', inputDim),
+    outputDim,
+    activation: checkActivation(NAME, activation),
+    normFirst: checkBoolean(NAME, 'normFirst', normFirst),
+    layerNormEps: checkPositiveNumber(NAME, 'layerNormEps', layerNormEps),
+  });
+}
+
+/**
+ * The encoder-only Transformer over continuous features (Vaswani et al. 2017): the design's
+ * `BaseModel --> Transformer`.
+ *
+ *   h = inputProjection(x)              (only when inputDim != dModel)
+ *   h = dropout(h + PE[0 : t])          (sinusoidal / learned; rotary turns inside attention)
+ *   h = layers.N(h)                     (TransformerEncoderLayer, post- or pre-norm)
+ *   h = norm(h)                         (pre-norm only)
+ *   y = outputProjection(h)             (only with outputDim)
+ *
+ * `forward(x [b, t, inputDim] float32, { mask, keyPaddingMask, causal })` -> `[b, t, outputDim ?? dModel]`.
+ * The inputs are features, not token embeddings: they are not scaled by `sqrt(dModel)`.
+ * State: `inputProjection`, `positionalEncoding.weight` (learned only), `layers.N`, `norm`,
+ * `outputProjection`: with the PyTorch names of `torch-state-dict.ts`, an `nn.Linear`,
+ * `nn.TransformerEncoder`'s `layers.N.*` and `norm.*`, and an `nn.Linear`.
+ */
+export class Transformer extends BaseModel<TransformerConfig> {
+  readonly config: TransformerConfig;
+  /** `[dModel, inputDim]`, or `null` when `inputDim` is `dModel`. */
+  readonly inputProjection: LinearLayer | null;
+  /** Sinusoidal or learned positions (with the first dropout), or `null` for rotary and none. */
+  readonly positionalEncoding: PositionalEncoding | null;
+  readonly layers: TransformerEncoderLayer[];
+  /** The final layer norm of a pre-norm stack; `null` in post-norm. */
+  readonly norm: LayerNorm | null;
+  /** `[outputDim, dModel]`, or `null` without `outputDim`. */
+  readonly outputProjection: LinearLayer | null;
+
+  constructor(options: TransformerOptions = {}) {
+    super();
+    this.config = resolveOptions(options);
+    const { dModel, numHeads, numLayers, dFf, dropout: rate, maxSeqLength, positionalEncoding, inputDim, outputDim, activation, normFirst, layerNormEps } = this.config;
+    this.inputProjection = inputDim !== dModel ? new LinearLayer({ inFeatures: inputDim, outFeatures: dModel, initType: 'xavier_uniform' }) : null;
+    this.positionalEncoding =
+      positionalEncoding === 'sinusoidal'
+        ? new SinusoidalEncoding({ dModel, maxSeqLength, dropout: rate })
+        : positionalEncoding === 'learned'
+          ? new PositionalEncoding({ dModel, maxSeqLength, dropout: rate, encodingType: 'learned' })
+          : null;
+    const useRotaryEmbeddings = positionalEncoding === 'rotary';
+    this.layers = Array.from(
+      { length: numLayers },
+      () => new TransformerEncoderLayer({ dModel, numHeads, dFf, dropout: rate, useRotaryEmbeddings, maxSeqLength, activation, normFirst, layerNormEps }),
+    );
+    this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
+    this.outputProjection = outputDim !== null ? new LinearLayer({ inFeatures: dModel, outFeatures: outputDim, initType: 'xavier_uniform' }) : null;
+  }
+
+  /** `[b, t, inputDim]` -> `[b, t, outputDim ?? dModel]`. */
+  forward(x: tf.Tensor, options?: TransformerCallOptions): tf.Tensor {
+    const { output, selfAttention } = this.forwardWithAttention(x, options);
+    tf.dispose(selfAttention);
+    return output;
+  }
+
+  /** `forward`, also returning every layer's self-attention weights `[b, heads, t, t]`. */
+  forwardWithAttention(x: tf.Tensor, callOptions?: TransformerCallOptions): TransformerOutput {
+    const options = checkCallOptions(`${NAME}.forward`, callOptions, ATTENTION_MASK_OPTIONS);
+    this.#checkInput(x);
+    return tf.tidy(() => {
+      let h = this.inputProjection ? this.inputProjection.forward(x) : x; // [b, t, i] -> [b, t, d]
+      h = this.positionalEncoding ? this.positionalEncoding.forward(h) : dropout(h, this.config.dropout, this.training);
+      const selfAttention: tf.Tensor[] = [];
+      for (const layer of this.layers) {
+        const result = layer.forwardWithAttention(h, options);
+        h = result.output;
+        selfAttention.push(result.selfAttention);
+      }
+      if (this.norm) h = this.norm.forward(h);
+      return { output: this.outputProjection ? this.outputProjection.forward(h) : h, selfAttention }; // [b, t, d] -> [b, t, o]
+    });
+  }
+
+  /** Shape, length and memory of `x`, before any compute. */
+  #checkInput(x: tf.Tensor): void {
+    const { inputDim, maxSeqLength, positionalEncoding, numHeads, dModel, dFf, numLayers } = this.config;
+    checkFeatures(NAME, 'input x', x, inputDim, 'inputDim', 3);
+    const [batch, length] = x.shape as [number, number, number];
+    if (length < 1) throw new MieShapeError(errorMessage(NAME, 'input x', 'must hold at least one position ([batch, seq >= 1, inputDim])', x));
+    if (positionalEncoding !== 'none' && length > maxSeqLength) {
+      throw new MieShapeError(
+        errorMessage(NAME, 'input x', `has ${length} positions, but maxSeqLength is ${maxSeqLength} (construct the model with a larger maxSeqLength)`, x),
+      );
+    }
+    // Per layer: the attention scores (a few live copies), the feed-forward hidden and the residual
+    // stream; a training step keeps every layer's for the backward pass.
+    const perLayer = 4 * float32Bytes(batch, numHeads, length, length) + 2 * float32Bytes(batch, length, dFf) + 8 * float32Bytes(batch, length, dModel);
+    checkAllocation(NAME, `a forward of x [${x.shape.join(', ')}]`, this.training ? numLayers * perLayer : perLayer);
+  }
+}
+// Named explicitly: bundlers rename classes and minifiers mangle them.
+registerModel(Transformer, 'Transformer');
