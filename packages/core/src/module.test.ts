@@ -1,5 +1,5 @@
 import { MieConfigError, MieSerializationError, MieShapeError } from './errors';
-import { Module, checkRank, parameter } from './module';
+import { Module, OUTPUT_FIELD, checkRank, parameter, type ForwardMethods } from './module';
 import { setBackend } from './backend';
 import { tf } from './tfjs';
 
@@ -174,6 +174,51 @@ describe('Module', () => {
     expect(Object.prototype.hasOwnProperty.call(m.head, 'forward')).toBe(false);
     tf.dispose([x, zeroed, plain]);
     m.dispose();
+  });
+
+  it('hooks every forward method once per call, and never frees an input they replace', () => {
+    class TwoDoors extends Module {
+      static override readonly forwardMethods: ForwardMethods = { forward: null, forwardWithExtra: OUTPUT_FIELD };
+      forward(x: tf.Tensor): tf.Tensor {
+        const { output, extra } = this.forwardWithExtra(x);
+        extra.dispose();
+        return output;
+      }
+      forwardWithExtra(x: tf.Tensor): { output: tf.Tensor; extra: tf.Tensor } {
+        return { output: tf.mul(x, 2), extra: tf.add(x, 1) };
+      }
+    }
+    class Identity extends Module {
+      forward(x: tf.Tensor): tf.Tensor {
+        return x;
+      }
+    }
+    const m = new TwoDoors();
+    const calls: string[] = [];
+    const remove = m.registerForwardHook((_m, _inputs, output, { method }) => {
+      calls.push(method);
+      return tf.neg(output as tf.Tensor);
+    });
+    const x = tf.tensor1d([1, 2]);
+    const before = tf.memory().numTensors;
+    const y = m.forward(x);
+    expect(Array.from(y.dataSync())).toEqual([-2, -4]);
+    const both = m.forwardWithExtra(x);
+    expect(Array.from(both.output.dataSync())).toEqual([-2, -4]);
+    expect(Array.from(both.extra.dataSync())).toEqual([2, 3]);
+    expect(calls).toEqual(['forward', 'forwardWithExtra']); // the nested call is part of forward
+    tf.dispose([y, both.output, both.extra]);
+    expect(tf.memory().numTensors).toBe(before); // replaced outputs were freed
+    remove();
+    expect(Object.prototype.hasOwnProperty.call(m, 'forwardWithExtra')).toBe(false);
+    const id = new Identity();
+    const removeId = id.registerForwardHook((_m, _i, output) => tf.mul(output as tf.Tensor, 3));
+    const tripled = id.forward(x);
+    expect(x.isDisposed).toBe(false); // the replaced output was the input: kept
+    expect(Array.from(tripled.dataSync())).toEqual([3, 6]);
+    removeId();
+    expect(() => id.registerForwardHook('no' as never)).toThrow(MieConfigError);
+    tf.dispose([x, tripled]);
   });
 
   it('checkRank names the module and the argument', () => {

@@ -15,12 +15,44 @@ import { tf } from './tfjs';
 /** Name -> tensor, as returned by `stateDict()` and read from or written to files. */
 export type NamedTensors = Record<string, tf.Tensor>;
 
+/** What a {@link ForwardHook} is told besides the module, its arguments and its output. */
+export interface ForwardHookContext {
+  /** The method that ran (`'forward'`, `'forwardWithAttention'`, `'decode'`, ...). */
+  method: string;
+}
+
 /**
- * Called after a module's `forward` with the module, its arguments and its output. Returning a
- * value other than `undefined` replaces the output. The output is usually freed by the caller's
- * `tf.tidy`: copy what you need (`await t.array()` after `tf.keep(tf.clone(t))`, or `t.arraySync()`).
+ * Called after every call of a module, whichever of its {@link ForwardMethods} the caller used,
+ * with the module, the call's arguments and its output: what `forward` returns (for a method that
+ * returns more, such as `forwardWithAttention`'s `{ output, selfAttention }`, the `output` part).
+ * Returning a value other than `undefined` replaces that output, for the caller and for later
+ * hooks; the replaced tensors are freed unless they were inputs. The output is usually freed by
+ * the caller's `tf.tidy`: copy what you need (`t.arraySync()`, or `tf.keep(tf.clone(t))`).
  */
-export type ForwardHook = (module: Module, inputs: unknown[], output: unknown) => unknown;
+export type ForwardHook = (module: Module, inputs: unknown[], output: unknown, context: ForwardHookContext) => unknown;
+
+/**
+ * Where a method's main output is, for hooks: `get` reads it from the method's result, `set`
+ * returns the result with it replaced. Absent: the result itself is the output.
+ */
+export interface ForwardOutputAccess {
+  get(result: unknown): unknown;
+  set(result: unknown, output: unknown): unknown;
+}
+
+/**
+ * The methods through which a parent (or a user) runs a module, as PyTorch's `__call__`: each is
+ * one call for hooks. A class with several entry points (`forward`, `forwardWithAttention`,
+ * `decode`) lists them in a static `forwardMethods`; a call that one of them makes to another on
+ * the same module is part of the outer call, so hooks fire once per call.
+ */
+export type ForwardMethods = Readonly<Record<string, ForwardOutputAccess | null>>;
+
+/** For methods returning `{ output, ... }`: hooks see and replace `output`. */
+export const OUTPUT_FIELD: ForwardOutputAccess = Object.freeze({
+  get: (result: unknown) => (result as { output: unknown }).output,
+  set: (result: unknown, output: unknown) => ({ ...(result as object), output }),
+});
 
 /** What `loadStateDict` did not match when `strict` is false. */
 export interface LoadStateDictResult {
@@ -40,7 +72,11 @@ function isModuleArray(value: unknown): value is Module[] {
 export abstract class Module {
   /** Training mode switches dropout on; modules start in training mode, as in PyTorch. */
   training = true;
+  /** The methods hooks wrap (see {@link ForwardMethods}); subclasses with more entry points extend it. */
+  static readonly forwardMethods: ForwardMethods = { forward: null };
   #hooks: ForwardHook[] = [];
+  #wrapped: string[] = [];
+  #calls = 0;
   #disposed = false;
 
   /** Computes the module's output. Each subclass defines its own signature. */
@@ -199,33 +235,62 @@ export abstract class Module {
   }
 
   /**
-   * Calls `hook(module, inputs, output)` after every `forward` of this module, including calls
-   * made by a parent module. Returns a function that removes the hook.
+   * Calls `hook(module, inputs, output, { method })` after every call of this module through any
+   * of its class's `forwardMethods` (`forward`, and `forwardWithAttention`, `decode`... where a
+   * class has them), including calls made by a parent module and the steps of cached generation.
+   * Returns a function that removes the hook.
    */
   registerForwardHook(hook: ForwardHook): () => void {
+    if (typeof hook !== 'function') {
+      throw new MieConfigError(`${this.constructor.name}.registerForwardHook: hook must be a function. Received: ${describeValue(hook)}.`);
+    }
     this.#hooks.push(hook);
-    if (!Object.prototype.hasOwnProperty.call(this, 'forward')) {
-      const original = Object.getPrototypeOf(this).forward as (...args: unknown[]) => unknown;
+    if (this.#wrapped.length === 0 && !this.#disposed) this.#wrapMethods();
+    return () => {
+      const index = this.#hooks.indexOf(hook);
+      if (index >= 0) this.#hooks.splice(index, 1);
+      if (this.#hooks.length === 0 && !this.#disposed) {
+        for (const name of this.#wrapped) delete (this as Record<string, unknown>)[name];
+        this.#wrapped = [];
+      }
+    };
+  }
+
+  /** Installs, on this instance, a hook-running wrapper of every forward method. */
+  #wrapMethods(): void {
+    const methods = (this.constructor as typeof Module).forwardMethods;
+    for (const [name, access] of Object.entries(methods)) {
+      const original = (Object.getPrototypeOf(this) as Record<string, unknown>)[name];
+      if (typeof original !== 'function') continue;
       const hooks = this.#hooks;
-      Object.defineProperty(this, 'forward', {
+      Object.defineProperty(this, name, {
         configurable: true,
         enumerable: false,
         writable: true,
         value: (...args: unknown[]) => {
-          let output = original.apply(this, args);
-          for (const fn of [...hooks]) {
-            const replaced = fn(this, args, output);
-            if (replaced !== undefined) output = replaced;
+          if (this.#calls > 0) return original.apply(this, args); // part of an outer call
+          this.#calls++;
+          let result: unknown;
+          try {
+            result = original.apply(this, args);
+          } finally {
+            this.#calls--;
           }
-          return output;
+          const initial = access ? access.get(result) : result;
+          let output = initial;
+          for (const fn of [...hooks]) {
+            const replaced = fn(this, args, output, { method: name });
+            if (replaced !== undefined && replaced !== output) {
+              freeReplaced(output, replaced, args);
+              output = replaced;
+            }
+          }
+          if (output === initial) return result;
+          return access ? access.set(result, output) : output;
         },
       });
+      this.#wrapped.push(name);
     }
-    return () => {
-      const index = this.#hooks.indexOf(hook);
-      if (index >= 0) this.#hooks.splice(index, 1);
-      if (this.#hooks.length === 0 && !this.#disposed) delete (this as { forward?: unknown }).forward;
-    };
   }
 
   /** Whether `dispose()` was called. */
@@ -253,6 +318,22 @@ export abstract class Module {
 
   [Symbol.dispose](): void {
     this.dispose();
+  }
+}
+
+/** The tensors directly in a value: itself, or the elements or fields of an array or plain object. */
+function tensorsIn(value: unknown): tf.Tensor[] {
+  if (value instanceof tf.Tensor) return [value];
+  if (Array.isArray(value)) return value.filter((item): item is tf.Tensor => item instanceof tf.Tensor);
+  if (value !== null && typeof value === 'object') return Object.values(value).filter((item): item is tf.Tensor => item instanceof tf.Tensor);
+  return [];
+}
+
+/** Frees the tensors of an output a hook replaced, except those it kept and the call's inputs. */
+function freeReplaced(previous: unknown, replacement: unknown, inputs: unknown[]): void {
+  const kept = new Set<tf.Tensor>([...tensorsIn(replacement), ...inputs.flatMap(tensorsIn)]);
+  for (const tensor of tensorsIn(previous)) {
+    if (!kept.has(tensor) && !(tensor instanceof tf.Variable) && !tensor.isDisposed) tensor.dispose();
   }
 }
 
