@@ -3,17 +3,15 @@
  * `numKeyValueHeads` key/value heads; query head `h` uses key/value head
  * `floor(h / (numHeads / numKeyValueHeads))` (HF `repeat_kv`). `numKeyValueHeads: 1` is
  * multi-query attention (Shazeer 2019); `numKeyValueHeads = numHeads` is multi-head attention.
- *
- * Legend: b batch, h query heads, g key/value heads, r = h / g queries per group, q query
- * length, k key length, d head size.
+ * The design's named class, on the attention core that `MultiHeadAttention` uses.
  */
-import { checkCallOptions, Module, checkDropout, checkOptions, checkPositiveInteger, tf } from '@mie/core';
+import { checkCallOptions, Module, checkDropout, checkOptions, checkPositiveInteger, type tf } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
-import { KeyValueCache } from './kv-cache';
-import { ATTENTION_MASK_OPTIONS, buildAttentionMask, type AttentionMaskOptions } from './masks';
-import { checkAttentionMemory, checkCache, checkHeadCount } from './options';
-import { checkSequence, headsFirst, mergeHeads, splitHeads } from './projections';
-import { scaledDotProductAttention } from './scaled-dot-product-attention';
+import { attend, type AttentionLayout } from './attention-core';
+import type { KeyValueCache } from './kv-cache';
+import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from './masks';
+import { checkHeadCount } from './options';
+import { checkSequence } from './projections';
 
 /** Options of {@link GroupedQueryAttention} (the design's `d_model`, `num_heads`, `num_key_value_heads`). */
 export interface GroupedQueryAttentionOptions {
@@ -39,10 +37,8 @@ const OPTIONS = ['dModel', 'numHeads', 'numKeyValueHeads', 'dropout'] as const;
  * Grouped-query self-attention: `forward(x, { mask, keyPaddingMask, causal, cache })` -> output
  * `[batch, seq, dModel]`. Parameters: `qProj [dModel, dModel]`, `kProj` and `vProj`
  * `[numKeyValueHeads x headDim, dModel]`, `outProj [dModel, dModel]` (LinearLayers with bias).
- *
- * Keys and values are never repeated in memory: the r query heads of a group are folded into the
- * query length (`[b, h, q, d] -> [b, g, r x q, d]`, a free reshape), so one batched matmul per
- * group serves them all.
+ * Keys and values are never repeated in memory (see the attention core). The same module as
+ * `new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads })` used as self-attention.
  */
 export class GroupedQueryAttention extends Module {
   readonly config: Required<GroupedQueryAttentionOptions>;
@@ -50,6 +46,7 @@ export class GroupedQueryAttention extends Module {
   readonly kProj: LinearLayer;
   readonly vProj: LinearLayer;
   readonly outProj: LinearLayer;
+  readonly #layout: AttentionLayout;
 
   constructor(options: GroupedQueryAttentionOptions) {
     super();
@@ -68,38 +65,15 @@ export class GroupedQueryAttention extends Module {
     this.kProj = linear(kvWidth);
     this.vProj = linear(kvWidth);
     this.outProj = linear(dModel);
+    this.#layout = { module: name, width: dModel, widthName: 'dModel', numHeads, numKeyValueHeads, rotary: null, slopes: null, maxSeqLength: Infinity };
   }
 
   forward(x: tf.Tensor, callOptions?: GroupedQueryAttentionCallOptions): tf.Tensor {
     const name = 'GroupedQueryAttention';
     const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, 'cache']);
-    const { dModel, numHeads, numKeyValueHeads } = this.config;
-    checkSequence(name, 'input x', x, dModel, 'dModel');
-    checkCache(name, options.cache);
-    const [batch, queryLength] = x.shape;
-    const groups = numKeyValueHeads;
-    const perGroup = numHeads / groups;
-    const headDim = dModel / numHeads;
-    checkAttentionMemory(name, batch, numHeads, queryLength, (options.cache?.length ?? 0) + queryLength, dModel);
-    return tf.tidy(() => {
-      const q = headsFirst(splitHeads(this.qProj.forward(x), numHeads)); // [b, q, e] -> [b, h, q, d]
-      let keys = headsFirst(splitHeads(this.kProj.forward(x), groups)); // -> [b, g, k, d]
-      let values = headsFirst(splitHeads(this.vProj.forward(x), groups)); // -> [b, g, k, d]
-      if (options.cache) ({ keys, values } = options.cache.append(keys, values, name));
-      const keyLength = keys.shape[2] as number;
-      // Heads h = g * r + j are contiguous per group: [b, h, q, d] -> [b, g, r*q, d] is a reshape.
-      const groupedQ = tf.reshape(q, [batch, groups, perGroup * queryLength, headDim]);
-      let allowed = buildAttentionMask(name, options, { batch, heads: numHeads, queryLength, keyLength });
-      if (allowed) {
-        allowed = tf.reshape(tf.broadcastTo(allowed, [batch, numHeads, queryLength, keyLength]), [batch, groups, perGroup * queryLength, keyLength]);
-      }
-      const [context] = scaledDotProductAttention(groupedQ, keys, values, {
-        allowed,
-        dropout: this.config.dropout,
-        training: this.training,
-      }); // [b, g, r*q, d]
-      const perHead = tf.reshape(context, [batch, numHeads, queryLength, headDim]); // [b, g, r*q, d] -> [b, h, q, d]
-      return this.outProj.forward(mergeHeads(perHead));
-    });
+    checkSequence(name, 'input x', x, this.config.dModel, 'dModel');
+    const [output, weights] = attend(this, this.#layout, x, x, x, options, { dropout: this.config.dropout, training: this.training });
+    weights.dispose();
+    return output;
   }
 }

@@ -7,13 +7,28 @@ export {
   MultiHeadAttention,
   torchMultiheadAttentionToMie,
   type MultiHeadAttentionOptions,
+  type MultiHeadAttentionConfig,
   type MultiHeadAttentionCallOptions,
   type TorchMultiheadAttentionState,
   type ProjectedKeyValue,
 } from './multi-head-attention';
 export { SimpleAttention, type SimpleAttentionOptions } from './simple-attention';
 export { GroupedQueryAttention, type GroupedQueryAttentionOptions, type GroupedQueryAttentionCallOptions } from './grouped-query-attention';
-export { ALiBiAttention, alibiSlopes, type ALiBiAttentionOptions, type ALiBiAttentionCallOptions } from './alibi-attention';
+export { ALiBiAttention, type ALiBiAttentionOptions, type ALiBiAttentionCallOptions } from './alibi-attention';
+export {
+  alibiSlopes,
+  alibiBias,
+  attend,
+  projectKeyValue,
+  positionTreatment,
+  checkAttentionPositions,
+  ATTENTION_POSITIONS,
+  ATTENTION_CALL_EXTRAS,
+  type AttentionPositionKind,
+  type AttentionProjections,
+  type AttentionLayout,
+  type AttentionCallOptions,
+} from './attention-core';
 export { KeyValueCache } from './kv-cache';
 export {
   buildAttentionMask,

@@ -5,7 +5,8 @@
  *
  * Legend: b batch, h heads, q query length, k key length, d head size, e embedding size (h x d).
  */
-import { checkCallOptions,
+import {
+  checkCallOptions,
   MieConfigError,
   MieSerializationError,
   Module,
@@ -19,33 +20,58 @@ import { checkCallOptions,
   tf,
 } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
-import { RotaryPositionEncoding } from '@mie/positional';
-import { KeyValueCache } from './kv-cache';
-import { ATTENTION_MASK_OPTIONS, buildAttentionMask, type AttentionMaskOptions } from './masks';
-import { checkAttentionMemory, checkCache, checkHeadCount, checkSameBatch } from './options';
-import { checkSequence, headsFirst, mergeHeads, splitHeads } from './projections';
-import { scaledDotProductAttention } from './scaled-dot-product-attention';
+import type { RotaryPositionEncoding } from '@mie/positional';
+import {
+  ATTENTION_CALL_EXTRAS,
+  attend,
+  checkAttentionPositions,
+  positionTreatment,
+  projectKeyValue,
+  type AttentionLayout,
+  type AttentionPositionKind,
+  type ProjectedKeyValue,
+} from './attention-core';
+import type { KeyValueCache } from './kv-cache';
+import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from './masks';
+import { checkHeadCount, checkSameBatch } from './options';
+import { checkSequence } from './projections';
+
+export type { ProjectedKeyValue } from './attention-core';
 
 /** Options of {@link MultiHeadAttention} (the design's `input_dim`, `num_heads`, ...). */
 export interface MultiHeadAttentionOptions {
   /** Model width e of queries, keys and values; divisible by `numHeads`. */
   inputDim: number;
-  /** Number of heads h; each attends with head size `inputDim / numHeads`. */
+  /** Number of query heads h; each attends with head size `inputDim / numHeads`. */
   numHeads: number;
+  /**
+   * Number of key/value heads g (grouped-query attention, Ainslie et al. 2023): query head `h`
+   * uses key/value head `floor(h / (numHeads / g))`; `1` is multi-query attention. Divides
+   * `numHeads`. Default `numHeads` (plain multi-head attention).
+   */
+  numKeyValueHeads?: number;
   /** Dropout on the attention weights in training mode, in [0, 1). Default 0.1. */
   dropout?: number;
-  /** Rotate queries and keys with {@link RotaryPositionEncoding} (rotate-half). Default false. */
+  /** Rotate queries and keys with {@link RotaryPositionEncoding} (rotate-half). Default false; the same as `positionalEncoding: 'rotary'`. */
   useRotaryEmbeddings?: boolean;
-  /** Longest sequence (cache included) rotary embeddings cover. Default 5000. */
+  /**
+   * Positions inside attention: `'none'` (default), `'rotary'` (queries and keys rotated) or
+   * `'alibi'` (the bias `-slope_h x |i - j|` on the scores, Press et al. 2022).
+   */
+  positionalEncoding?: AttentionPositionKind;
+  /** Longest sequence (cache included) that rotary or ALiBi positions cover. Default 5000. */
   maxSeqLength?: number;
 }
+
+/** The resolved options of a {@link MultiHeadAttention}. */
+export type MultiHeadAttentionConfig = Required<MultiHeadAttentionOptions>;
 
 /** Call options of {@link MultiHeadAttention.forward}. */
 export interface MultiHeadAttentionCallOptions extends AttentionMaskOptions {
   /**
    * Key/value cache for incremental decoding: this step's keys and values are appended to it and
    * the queries attend over everything cached. `keyPaddingMask` and `mask` then cover all cached
-   * keys, and positions (rotary, causal) continue from `cache.length`.
+   * keys, and positions (rotary, ALiBi, causal) continue from `cache.length`.
    */
   cache?: KeyValueCache;
   /**
@@ -54,119 +80,87 @@ export interface MultiHeadAttentionCallOptions extends AttentionMaskOptions {
    * and `value` arguments are then only checked, not projected.
    */
   projectedKeyValue?: ProjectedKeyValue;
-}
-
-/** Projected keys and values `[batch, heads, keyLength, headDim]`. */
-export interface ProjectedKeyValue {
-  keys: tf.Tensor;
-  values: tf.Tensor;
+  /** An additive bias on the scaled scores, float32 broadcastable to `[b, heads, q, k]` (relative positions). */
+  bias?: tf.Tensor;
 }
 
 /** A `torch.nn.MultiheadAttention` state dict (`in_proj_weight`, `in_proj_bias`, `out_proj.*`). */
 export type TorchMultiheadAttentionState = Record<string, tf.Tensor>;
 
-const OPTIONS = ['inputDim', 'numHeads', 'dropout', 'useRotaryEmbeddings', 'maxSeqLength'] as const;
+const OPTIONS = ['inputDim', 'numHeads', 'numKeyValueHeads', 'dropout', 'useRotaryEmbeddings', 'positionalEncoding', 'maxSeqLength'] as const;
 
 /**
  * Multi-head attention: `forward(query, key, value, { mask, keyPaddingMask, causal, cache })` ->
  * `[output [b, q, e], attentionWeights [b, h, q, k]]`. Self-attention passes the same tensor three
- * times; cross-attention passes the encoder output as key and value.
+ * times; cross-attention passes the encoder output as key and value. The one attention core of
+ * MIE: grouped key/value heads (`numKeyValueHeads`) and the position treatment (`positionalEncoding`)
+ * make it grouped-query, multi-query, rotary or ALiBi attention.
  *
- * Parameters: `qProj`, `kProj`, `vProj`, `outProj`, each a {@link LinearLayer} `[e, e]` with bias,
- * Xavier-uniform initialised (as PyTorch initialises `in_proj_weight`).
+ * Parameters: `qProj [e, e]`, `kProj` and `vProj` `[g x headDim, e]`, `outProj [e, e]`, each a
+ * {@link LinearLayer} with bias, Xavier-uniform initialised (as PyTorch initialises `in_proj_weight`).
  */
 export class MultiHeadAttention extends Module {
-  readonly config: Required<MultiHeadAttentionOptions>;
+  readonly config: MultiHeadAttentionConfig;
   readonly qProj: LinearLayer;
   readonly kProj: LinearLayer;
   readonly vProj: LinearLayer;
   readonly outProj: LinearLayer;
   /** Rotary embeddings (no parameters), or `null`. */
   readonly rotary: RotaryPositionEncoding | null;
+  /** ALiBi slopes `[1, h, 1, 1]` (a constant, not state), or `null`. */
+  readonly slopes: tf.Tensor | null;
+  readonly #layout: AttentionLayout;
 
   constructor(options: MultiHeadAttentionOptions) {
     super();
     const name = 'MultiHeadAttention';
-    const { inputDim, numHeads, dropout = 0.1, useRotaryEmbeddings = false, maxSeqLength = 5000 } = checkOptions(name, options, OPTIONS);
+    const { inputDim, numHeads, numKeyValueHeads = options?.numHeads, dropout = 0.1, useRotaryEmbeddings = false, maxSeqLength = 5000 } = checkOptions(name, options, OPTIONS);
     checkPositiveInteger(name, 'inputDim', inputDim);
     checkPositiveInteger(name, 'numHeads', numHeads);
     checkHeadCount(name, 'inputDim', inputDim, 'numHeads', numHeads);
+    checkPositiveInteger(name, 'numKeyValueHeads', numKeyValueHeads);
+    checkHeadCount(name, 'numHeads', numHeads, 'numKeyValueHeads', numKeyValueHeads);
     checkDropout(name, dropout);
     checkBoolean(name, 'useRotaryEmbeddings', useRotaryEmbeddings);
     checkPositiveInteger(name, 'maxSeqLength', maxSeqLength);
-    if (useRotaryEmbeddings && (inputDim / numHeads) % 2 !== 0) {
-      throw new MieConfigError(errorMessage(name, 'option "useRotaryEmbeddings"', `needs an even head size; inputDim / numHeads is ${inputDim / numHeads}`, true));
+    const headDim = inputDim / numHeads;
+    const positionalEncoding = options.positionalEncoding ?? (useRotaryEmbeddings ? 'rotary' : 'none');
+    if (useRotaryEmbeddings && positionalEncoding !== 'rotary') {
+      throw new MieConfigError(errorMessage(name, 'option "useRotaryEmbeddings"', `contradicts positionalEncoding '${String(positionalEncoding)}'`, true));
     }
-    this.config = Object.freeze({ inputDim, numHeads, dropout, useRotaryEmbeddings, maxSeqLength });
-    const projection = () => new LinearLayer({ inFeatures: inputDim, outFeatures: inputDim, initType: 'xavier_uniform' });
-    this.qProj = projection();
-    this.kProj = projection();
-    this.vProj = projection();
-    this.outProj = projection();
-    this.rotary = useRotaryEmbeddings ? new RotaryPositionEncoding({ headDim: inputDim / numHeads, maxSeqLength }) : null;
+    checkAttentionPositions(name, useRotaryEmbeddings ? 'useRotaryEmbeddings' : 'positionalEncoding', positionalEncoding, headDim, 'inputDim');
+    this.config = Object.freeze({ inputDim, numHeads, numKeyValueHeads, dropout, useRotaryEmbeddings: positionalEncoding === 'rotary', positionalEncoding, maxSeqLength });
+    const projection = (outFeatures: number) => new LinearLayer({ inFeatures: inputDim, outFeatures, initType: 'xavier_uniform' });
+    this.qProj = projection(inputDim);
+    this.kProj = projection(numKeyValueHeads * headDim);
+    this.vProj = projection(numKeyValueHeads * headDim);
+    this.outProj = projection(inputDim);
+    ({ rotary: this.rotary, slopes: this.slopes } = positionTreatment(positionalEncoding, { numHeads, headDim, maxSeqLength }));
+    this.#layout = { module: name, width: inputDim, widthName: 'inputDim', numHeads, numKeyValueHeads, rotary: this.rotary, slopes: this.slopes, maxSeqLength };
   }
 
   forward(query: tf.Tensor, key: tf.Tensor, value: tf.Tensor, callOptions?: MultiHeadAttentionCallOptions): [tf.Tensor, tf.Tensor] {
     const name = 'MultiHeadAttention';
-    const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, 'cache', 'projectedKeyValue']);
-    const { inputDim, numHeads } = this.config;
+    const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, ...ATTENTION_CALL_EXTRAS]);
+    const { inputDim } = this.config;
     checkSequence(name, 'query', query, inputDim, 'inputDim');
     checkSequence(name, 'key', key, inputDim, 'inputDim');
     checkSequence(name, 'value', value, inputDim, 'inputDim');
     checkSameBatch(name, query, key, value);
-    const { cache } = options;
-    checkCache(name, cache);
-    const offset = cache?.length ?? 0;
-    const { projectedKeyValue } = options;
-    if (projectedKeyValue && cache) {
-      throw new MieConfigError(`${name}: pass either cache (self-attention) or projectedKeyValue (cross-attention), not both.`);
-    }
-    const keyLength = projectedKeyValue ? (projectedKeyValue.keys?.shape?.[2] ?? 0) : offset + (key.shape[1] as number);
-    checkAttentionMemory(name, query.shape[0] as number, numHeads, query.shape[1] as number, keyLength, inputDim);
-    return tf.tidy(() => {
-      let q = splitHeads(this.qProj.forward(query), numHeads); // [b, q, e] -> [b, q, h, d]
-      let keys: tf.Tensor;
-      let values: tf.Tensor;
-      if (projectedKeyValue) {
-        ({ keys, values } = projectedKeyValue);
-        if (this.rotary) q = this.rotary.rotate(q, { offset });
-      } else {
-        let k = splitHeads(this.kProj.forward(key), numHeads); // [b, k, e] -> [b, k, h, d]
-        if (this.rotary) [q, k] = this.rotary.forward(q, k, { offset });
-        keys = headsFirst(k); // [b, k, h, d] -> [b, h, k, d]
-        values = headsFirst(splitHeads(this.vProj.forward(value), numHeads)); // -> [b, h, k, d]
-        if (cache) ({ keys, values } = cache.append(keys, values, name));
-      }
-      const allowed = buildAttentionMask(name, options, {
-        batch: query.shape[0],
-        heads: numHeads,
-        queryLength: query.shape[1] as number,
-        keyLength: keys.shape[2] as number,
-      });
-      const [context, weights] = scaledDotProductAttention(headsFirst(q), keys, values, {
-        allowed,
-        dropout: this.config.dropout,
-        training: this.training,
-      }); // context [b, h, q, d], weights [b, h, q, k]
-      return [this.outProj.forward(mergeHeads(context)), weights];
-    });
+    return attend(this, this.#layout, query, key, value, options, { dropout: this.config.dropout, training: this.training });
   }
 
   /**
-   * Projects `key` and `value` (`[batch, keyLength, inputDim]`) into heads once, for repeated
-   * cross-attention over the same memory: pass the result as `projectedKeyValue`. With rotary
-   * embeddings the keys are rotated at positions 0.. . The caller disposes the returned tensors.
+   * Projects `key` and `value` (`[batch, keyLength, inputDim]`) into key/value heads once, for
+   * repeated cross-attention over the same memory: pass the result as `projectedKeyValue`. With
+   * rotary embeddings the keys are rotated at positions 0.. . The caller disposes the returned tensors.
    */
   projectKeyValue(key: tf.Tensor, value: tf.Tensor): ProjectedKeyValue {
     const name = 'MultiHeadAttention.projectKeyValue';
-    const { inputDim, numHeads } = this.config;
+    const { inputDim } = this.config;
     checkSequence(name, 'key', key, inputDim, 'inputDim');
     checkSequence(name, 'value', value, inputDim, 'inputDim');
-    return tf.tidy(() => {
-      let k = splitHeads(this.kProj.forward(key), numHeads);
-      if (this.rotary) k = this.rotary.rotate(k);
-      return { keys: headsFirst(k), values: headsFirst(splitHeads(this.vProj.forward(value), numHeads)) };
-    });
+    return projectKeyValue(this, this.#layout, key, value);
   }
 
   /**
@@ -175,6 +169,9 @@ export class MultiHeadAttention extends Module {
    * and shape is checked before anything is written.
    */
   loadTorchState(state: TorchMultiheadAttentionState): void {
+    if (this.config.numKeyValueHeads !== this.config.numHeads) {
+      throw new MieConfigError(`MultiHeadAttention.loadTorchState: torch.nn.MultiheadAttention has no grouped key/value heads; this module has numKeyValueHeads ${this.config.numKeyValueHeads} < numHeads ${this.config.numHeads}.`);
+    }
     const mapped = torchMultiheadAttentionToMie(state, this.config.inputDim, 'MultiHeadAttention.loadTorchState');
     try {
       this.loadStateDict(mapped);

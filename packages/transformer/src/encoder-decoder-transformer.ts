@@ -6,10 +6,10 @@
  *
  * Legend: b batch, s source length, t target length, V target vocabulary, d dModel.
  */
-import { checkCallOptions, BaseModel, MieConfigError, MieShapeError, checkBoolean, checkOptions, checkPositiveInteger, errorMessage, registerModel, tf } from '@mie/core';
+import { checkCallOptions, BaseModel, MieConfigError, MieShapeError, errorMessage, option, registerModel, resolveOptions, tf, type ForwardMethods } from '@mie/core';
 import type { KeyValueCache, ProjectedKeyValue } from '@mie/attention';
 import { LinearLayer, type ActivationName } from '@mie/layers';
-import { resolveStackOptions, type PositionalEncodingKind } from './stack-options';
+import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
 import { TransformerDecoder } from './transformer-decoder';
 import { TransformerEncoder } from './transformer-encoder';
 import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
@@ -24,6 +24,8 @@ export interface EncoderDecoderTransformerOptions {
   dModel?: number;
   /** Attention heads. Default 8. */
   numHeads?: number;
+  /** Key/value heads of every attention (grouped-query attention); divides `numHeads`. Default `numHeads`. */
+  numKeyValueHeads?: number;
   /** Encoder layers. Default 6. */
   numEncoderLayers?: number;
   /** Decoder layers. Default 6. */
@@ -34,7 +36,7 @@ export interface EncoderDecoderTransformerOptions {
   dropout?: number;
   /** Longest source or target sequence. Default 5000. */
   maxSeqLength?: number;
-  /** `'sinusoidal'` (default), `'learned'`, `'rotary'` or `'none'`. */
+  /** `'sinusoidal'` (default), `'learned'`, `'rotary'`, `'alibi'` or `'none'`. */
   positionalEncoding?: PositionalEncodingKind;
   /** One matrix for source embedding, target embedding and output projection (no output bias). Default false. */
   shareEmbeddings?: boolean;
@@ -50,23 +52,24 @@ export interface EncoderDecoderTransformerOptions {
 
 export type EncoderDecoderTransformerConfig = Required<EncoderDecoderTransformerOptions>;
 
-const OPTIONS = [
-  'srcVocabSize',
-  'tgtVocabSize',
-  'dModel',
-  'numHeads',
-  'numEncoderLayers',
-  'numDecoderLayers',
-  'dFf',
-  'dropout',
-  'maxSeqLength',
-  'positionalEncoding',
-  'shareEmbeddings',
-  'padTokenId',
-  'activation',
-  'normFirst',
-  'layerNormEps',
-] as const;
+const OPTIONS = {
+  srcVocabSize: option.positiveInteger('required'),
+  tgtVocabSize: option.positiveInteger('required'),
+  dModel: MODEL_OPTIONS.dModel,
+  numHeads: MODEL_OPTIONS.numHeads,
+  numKeyValueHeads: MODEL_OPTIONS.numKeyValueHeads,
+  numEncoderLayers: option.positiveInteger(6),
+  numDecoderLayers: option.positiveInteger(6),
+  dFf: MODEL_OPTIONS.dFf,
+  dropout: MODEL_OPTIONS.dropout,
+  maxSeqLength: MODEL_OPTIONS.maxSeqLength,
+  positionalEncoding: POSITIONAL_ENCODING_OPTION,
+  shareEmbeddings: option.boolean(false),
+  padTokenId: option.nullableInteger(null),
+  activation: MODEL_OPTIONS.activation,
+  normFirst: MODEL_OPTIONS.normFirst,
+  layerNormEps: MODEL_OPTIONS.layerNormEps,
+} as const;
 
 /** Call options of {@link EncoderDecoderTransformer.forward}. */
 export interface EncoderDecoderCallOptions {
@@ -108,6 +111,14 @@ export interface DecodeOptions {
  * `shareEmbeddings`: then `encoder.embedding.weight` is the only copy of the shared matrix).
  */
 export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransformerConfig> {
+  /** Hooks on the model see the logits of `forward` and of every `decode` step (generation). */
+  static override readonly forwardMethods: ForwardMethods = {
+    forward: {
+      get: (result) => (result instanceof tf.Tensor ? result : (result as EncoderDecoderOutput).logits),
+      set: (result, logits) => (result instanceof tf.Tensor ? logits : { ...(result as EncoderDecoderOutput), logits }),
+    },
+    decode: null,
+  };
   readonly config: EncoderDecoderTransformerConfig;
   readonly encoder: TransformerEncoder;
   readonly decoder: TransformerDecoder;
@@ -116,63 +127,26 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
   constructor(options: EncoderDecoderTransformerOptions) {
     super();
     const name = 'EncoderDecoderTransformer';
-    const {
-      srcVocabSize,
-      tgtVocabSize,
-      numEncoderLayers = 6,
-      numDecoderLayers = 6,
-      shareEmbeddings = false,
-      padTokenId = null,
-      dModel = 512,
-      numHeads = 8,
-      dFf = 2048,
-      dropout = 0.1,
-      maxSeqLength = 5000,
-      positionalEncoding = 'sinusoidal',
-      activation = 'relu',
-      normFirst = false,
-      layerNormEps = 1e-5,
-    } = checkOptions(name, options, OPTIONS);
-    checkPositiveInteger(name, 'srcVocabSize', srcVocabSize);
-    checkPositiveInteger(name, 'tgtVocabSize', tgtVocabSize);
-    checkPositiveInteger(name, 'numEncoderLayers', numEncoderLayers);
-    checkPositiveInteger(name, 'numDecoderLayers', numDecoderLayers);
-    checkBoolean(name, 'shareEmbeddings', shareEmbeddings);
+    const config = resolveOptions(name, options, OPTIONS);
+    const { srcVocabSize, tgtVocabSize, numEncoderLayers, numDecoderLayers, shareEmbeddings, padTokenId, ...shared } = config;
     if (shareEmbeddings && srcVocabSize !== tgtVocabSize) {
       throw new MieConfigError(
         errorMessage(name, 'option "shareEmbeddings"', `needs srcVocabSize = tgtVocabSize (one shared matrix); srcVocabSize is ${srcVocabSize}`, `tgtVocabSize ${tgtVocabSize}`),
       );
     }
     const vocab = Math.min(srcVocabSize, tgtVocabSize);
-    if (padTokenId !== null && (!Number.isInteger(padTokenId) || padTokenId < 0 || padTokenId >= vocab)) {
+    if (padTokenId !== null && padTokenId >= vocab) {
       throw new MieConfigError(errorMessage(name, 'option "padTokenId"', `must be null or an integer in [0, ${vocab})`, padTokenId));
     }
-    const common = { dModel, numHeads, dFf, dropout, maxSeqLength, positionalEncoding, activation, normFirst, layerNormEps, paddingIdx: padTokenId };
-    // Validates the shared options once, with this module's name in the errors.
-    resolveStackOptions(name, { ...common, vocabSize: srcVocabSize });
-    this.config = Object.freeze({
-      srcVocabSize,
-      tgtVocabSize,
-      dModel,
-      numHeads,
-      numEncoderLayers,
-      numDecoderLayers,
-      dFf,
-      dropout,
-      maxSeqLength,
-      positionalEncoding,
-      shareEmbeddings,
-      padTokenId,
-      activation,
-      normFirst,
-      layerNormEps,
-    });
+    checkHeads(name, { ...shared, attentionPositions: attentionPositions(shared.positionalEncoding) });
+    this.config = config;
+    const common = { ...shared, paddingIdx: padTokenId };
     this.encoder = new TransformerEncoder({ ...common, vocabSize: srcVocabSize, numLayers: numEncoderLayers });
     this.decoder = new TransformerDecoder(
       { ...common, vocabSize: tgtVocabSize, numLayers: numDecoderLayers },
       shareEmbeddings ? { embedding: this.encoder.embedding } : {},
     );
-    this.outputProjection = shareEmbeddings ? null : new LinearLayer({ inFeatures: dModel, outFeatures: tgtVocabSize, initType: 'xavier_uniform' });
+    this.outputProjection = shareEmbeddings ? null : new LinearLayer({ inFeatures: shared.dModel, outFeatures: tgtVocabSize, initType: 'xavier_uniform' });
   }
 
   /** Encodes `src [b, s]` int32 -> memory `[b, s, dModel]`. */

@@ -1,72 +1,76 @@
-/** Options shared by the encoder and decoder stacks and the encoder-decoder model. */
-import { checkOneOf, checkOptions, checkPositiveInteger, MieConfigError, errorMessage } from '@mie/core';
-import { resolveLayerOptions, type TransformerLayerConfig, type TransformerLayerOptions } from './layer-options';
+/** Options shared by the encoder and decoder stacks (see model-options.ts for the shared table). */
+import { MieConfigError, errorMessage, option, resolveOptions } from '@mie/core';
+import type { ActivationName } from '@mie/layers';
+import type { TransformerLayerOptions } from './layer-options';
+import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
 
-/** How a stack encodes positions. */
-export const POSITIONAL_ENCODINGS = ['sinusoidal', 'learned', 'rotary', 'none'] as const;
-export type PositionalEncodingKind = (typeof POSITIONAL_ENCODINGS)[number];
+export { POSITIONAL_ENCODINGS, type PositionalEncodingKind } from './model-options';
 
 /** Options of {@link TransformerEncoder} and {@link TransformerDecoder} (the design's names). */
-export interface TransformerStackOptions extends Omit<TransformerLayerOptions, 'useRotaryEmbeddings' | 'dModel' | 'numHeads'> {
+export interface TransformerStackOptions {
   /** Token vocabulary size. */
   vocabSize: number;
   /** Model width. Default 512. */
   dModel?: number;
   /** Attention heads. Default 8. */
   numHeads?: number;
+  /** Key/value heads (grouped-query attention); divides `numHeads`. Default `numHeads`. */
+  numKeyValueHeads?: number;
   /** Number of layers. Default 6. */
   numLayers?: number;
+  /** Width of the feed-forward sub-layers. Default 2048. */
+  dFf?: number;
+  /** Dropout. Default 0.1. */
+  dropout?: number;
+  /** Longest sequence. Default 5000. */
+  maxSeqLength?: number;
+  /** Feed-forward activation. Default `'relu'`. */
+  activation?: ActivationName;
+  /** Pre-norm layers and a final norm when true; post-norm (default) when false. */
+  normFirst?: boolean;
+  /** Layer-norm epsilon. Default 1e-5. */
+  layerNormEps?: number;
   /**
    * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the embeddings,
-   * `'rotary'` embeddings inside self-attention, or `'none'`.
+   * `'rotary'` embeddings inside self-attention, `'alibi'` linear biases on the self-attention
+   * scores, or `'none'`.
    */
   positionalEncoding?: PositionalEncodingKind;
   /** Token id whose embedding row is kept at zero and never trained (`TokenEmbedding.paddingIdx`). Default none. */
   paddingIdx?: number | null;
 }
 
-export interface TransformerStackConfig extends Omit<TransformerLayerConfig, 'useRotaryEmbeddings'> {
-  vocabSize: number;
-  numLayers: number;
-  positionalEncoding: PositionalEncodingKind;
-  paddingIdx: number | null;
-}
+export type TransformerStackConfig = Required<TransformerStackOptions>;
 
-const STACK_OPTIONS = [
-  'vocabSize',
-  'dModel',
-  'numHeads',
-  'numLayers',
-  'dFf',
-  'dropout',
-  'maxSeqLength',
-  'activation',
-  'normFirst',
-  'layerNormEps',
-  'positionalEncoding',
-  'paddingIdx',
-] as const;
+const STACK_OPTIONS = {
+  vocabSize: option.positiveInteger('required'),
+  dModel: MODEL_OPTIONS.dModel,
+  numHeads: MODEL_OPTIONS.numHeads,
+  numKeyValueHeads: MODEL_OPTIONS.numKeyValueHeads,
+  numLayers: option.positiveInteger(6),
+  dFf: MODEL_OPTIONS.dFf,
+  dropout: MODEL_OPTIONS.dropout,
+  maxSeqLength: MODEL_OPTIONS.maxSeqLength,
+  activation: MODEL_OPTIONS.activation,
+  normFirst: MODEL_OPTIONS.normFirst,
+  layerNormEps: MODEL_OPTIONS.layerNormEps,
+  positionalEncoding: POSITIONAL_ENCODING_OPTION,
+  paddingIdx: option.nullableInteger(null),
+} as const;
 
 /** Checks and completes stack options. */
 export function resolveStackOptions(module: string, options: TransformerStackOptions): TransformerStackConfig {
-  const { vocabSize, numLayers = 6, positionalEncoding = 'sinusoidal', paddingIdx = null, dModel = 512, numHeads = 8, ...layer } = checkOptions(
-    module,
-    options,
-    STACK_OPTIONS,
-  );
-  checkPositiveInteger(module, 'vocabSize', vocabSize);
-  checkPositiveInteger(module, 'numLayers', numLayers);
-  checkOneOf(module, 'positionalEncoding', positionalEncoding, POSITIONAL_ENCODINGS);
-  if (paddingIdx !== null && (!Number.isInteger(paddingIdx) || paddingIdx < 0 || paddingIdx >= vocabSize)) {
+  const config = resolveOptions(module, options, STACK_OPTIONS);
+  const { paddingIdx, vocabSize } = config;
+  if (paddingIdx !== null && paddingIdx >= vocabSize) {
     throw new MieConfigError(errorMessage(module, 'option "paddingIdx"', `must be null or an integer in [0, ${vocabSize})`, paddingIdx));
   }
-  const resolved = resolveLayerOptions(module, { ...layer, dModel, numHeads, useRotaryEmbeddings: positionalEncoding === 'rotary' });
-  const { useRotaryEmbeddings: _rotary, ...rest } = resolved;
-  return Object.freeze({ ...rest, vocabSize, numLayers, positionalEncoding, paddingIdx });
+  checkHeads(module, { ...config, attentionPositions: attentionPositions(config.positionalEncoding) });
+  return config;
 }
 
-/** The layer options of a stack. */
-export function layerOptions(config: TransformerStackConfig): TransformerLayerOptions {
-  const { dModel, numHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding } = config;
-  return { dModel, numHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, useRotaryEmbeddings: positionalEncoding === 'rotary' };
+/** The layer options of a stack (or of any model built from the shared option table). */
+export function layerOptions(config: Omit<TransformerLayerOptions, 'positionalEncoding' | 'useRotaryEmbeddings'> & { positionalEncoding: PositionalEncodingKind }): TransformerLayerOptions {
+  const { dModel, numHeads, numKeyValueHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding } = config;
+  return { dModel, numHeads, numKeyValueHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding: attentionPositions(positionalEncoding) };
 }

@@ -4,7 +4,7 @@
  * each with dropout, a residual connection and a layer norm. Matches
  * `torch.nn.TransformerDecoderLayer` (`batch_first=True`; `multihead_attn` is `crossAttn`).
  */
-import { checkCallOptions, MieShapeError, Module, checkFeatures, dropout, errorMessage, tf } from '@mie/core';
+import { checkBoolean, checkCallOptions, MieShapeError, Module, OUTPUT_FIELD, checkFeatures, dropout, errorMessage, tf, type ForwardMethods } from '@mie/core';
 import { KeyValueCache, MultiHeadAttention, type ProjectedKeyValue } from '@mie/attention';
 import { LayerNorm, LinearLayer, getActivation, type ActivationFunction } from '@mie/layers';
 import { positionWiseFeedForward } from './position-wise-feed-forward';
@@ -35,8 +35,23 @@ export interface DecoderLayerOutput {
   output: tf.Tensor;
   /** `[b, heads, t, t (+ cached)]` */
   selfAttention: tf.Tensor;
-  /** `[b, heads, t, s]` */
-  crossAttention: tf.Tensor;
+  /** `[b, heads, t, s]`; `null` for a layer without cross-attention. */
+  crossAttention: tf.Tensor | null;
+}
+
+/** Options of {@link TransformerDecoderLayer}: the layer options and whether it has cross-attention. */
+export interface TransformerDecoderLayerOptions extends TransformerLayerOptions {
+  /**
+   * Cross-attention over an encoder output (default true). `false` makes the block of a
+   * decoder-only model (GPT): masked self-attention and the feed-forward network, with norms
+   * `norm1` and `norm2`, called with `memory` null.
+   */
+  crossAttention?: boolean;
+}
+
+/** The resolved options of a {@link TransformerDecoderLayer}. */
+export interface TransformerDecoderLayerConfig extends TransformerLayerConfig {
+  crossAttention: boolean;
 }
 
 /**
@@ -48,58 +63,75 @@ export interface DecoderLayerOutput {
  * State: `selfAttn`, `crossAttn`, `linear1`, `linear2`, `norm1`, `norm2`, `norm3`.
  */
 export class TransformerDecoderLayer extends Module {
-  readonly config: TransformerLayerConfig;
+  static override readonly forwardMethods: ForwardMethods = { forward: null, forwardWithAttention: OUTPUT_FIELD };
+  readonly config: TransformerDecoderLayerConfig;
   readonly selfAttn: MultiHeadAttention;
-  readonly crossAttn: MultiHeadAttention;
+  /** Cross-attention over the memory; `null` with `crossAttention: false`. */
+  readonly crossAttn: MultiHeadAttention | null;
   readonly linear1: LinearLayer;
   readonly linear2: LinearLayer;
   readonly norm1: LayerNorm;
   readonly norm2: LayerNorm;
-  readonly norm3: LayerNorm;
+  /** The feed-forward norm of a layer with cross-attention (`norm2` is then the cross-attention's); `null` without. */
+  readonly norm3: LayerNorm | null;
   readonly #activation: ActivationFunction;
 
-  constructor(options: TransformerLayerOptions) {
+  constructor(options: TransformerDecoderLayerOptions) {
     super();
-    this.config = resolveLayerOptions('TransformerDecoderLayer', options);
-    const { dModel, numHeads, dFf, dropout: rate, useRotaryEmbeddings, maxSeqLength, layerNormEps } = this.config;
-    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, dropout: rate, useRotaryEmbeddings, maxSeqLength });
-    // Rotary embeddings encode positions within one sequence: cross-attention does without.
-    this.crossAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, dropout: rate });
+    const name = 'TransformerDecoderLayer';
+    const { crossAttention = true, ...layer } = options ?? ({} as TransformerDecoderLayerOptions);
+    checkBoolean(name, 'crossAttention', crossAttention);
+    this.config = Object.freeze({ ...resolveLayerOptions(name, layer), crossAttention });
+    const { dModel, numHeads, numKeyValueHeads, dFf, dropout: rate, positionalEncoding, maxSeqLength, layerNormEps } = this.config;
+    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate, positionalEncoding, maxSeqLength });
+    // Rotary and ALiBi positions relate tokens of one sequence: cross-attention does without.
+    this.crossAttn = crossAttention ? new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate }) : null;
     this.linear1 = new LinearLayer({ inFeatures: dModel, outFeatures: dFf, initType: 'xavier_uniform' });
     this.linear2 = new LinearLayer({ inFeatures: dFf, outFeatures: dModel, initType: 'xavier_uniform' });
-    this.norm1 = new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });
-    this.norm2 = new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });
-    this.norm3 = new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });
-    this.#activation = getActivation(this.config.activation, 'TransformerDecoderLayer');
+    const norm = () => new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });
+    this.norm1 = norm();
+    this.norm2 = norm();
+    this.norm3 = crossAttention ? norm() : null;
+    this.#activation = getActivation(this.config.activation, name);
   }
 
-  forward(x: tf.Tensor, memory: tf.Tensor, options?: TransformerDecoderLayerCallOptions): tf.Tensor {
+  forward(x: tf.Tensor, memory: tf.Tensor | null, options?: TransformerDecoderLayerCallOptions): tf.Tensor {
     const { output, selfAttention, crossAttention } = this.forwardWithAttention(x, memory, options);
-    tf.dispose([selfAttention, crossAttention]);
+    tf.dispose(crossAttention ? [selfAttention, crossAttention] : [selfAttention]);
     return output;
   }
 
   /** `forward`, also returning the self- and cross-attention weights. */
-  forwardWithAttention(x: tf.Tensor, memory: tf.Tensor, callOptions?: TransformerDecoderLayerCallOptions): DecoderLayerOutput {
+  forwardWithAttention(x: tf.Tensor, memory: tf.Tensor | null, callOptions?: TransformerDecoderLayerCallOptions): DecoderLayerOutput {
     const name = 'TransformerDecoderLayer';
     const options = checkCallOptions(`${name}.forward`, callOptions, DECODER_LAYER_OPTIONS);
     checkFeatures(name, 'input x', x, this.config.dModel, 'dModel', 3);
-    checkFeatures(name, 'memory', memory, this.config.dModel, 'dModel', 3);
-    if (memory.shape[0] !== x.shape[0]) {
-      throw new MieShapeError(errorMessage(name, 'memory', `must have the batch size of input x (${x.shape[0]})`, memory));
+    if (this.crossAttn === null) {
+      if (memory !== null && memory !== undefined) {
+        throw new MieShapeError(errorMessage(name, 'memory', 'must be null: this layer has no cross-attention (crossAttention: false)', memory));
+      }
+      for (const key of ['memoryMask', 'memoryKeyPaddingMask', 'memoryKeyValue'] as const) {
+        if (options[key] !== undefined) throw new MieShapeError(errorMessage(name, `option "${key}"`, 'needs cross-attention (this layer has crossAttention: false)', options[key]));
+      }
+    } else {
+      checkFeatures(name, 'memory', memory, this.config.dModel, 'dModel', 3);
+      if ((memory as tf.Tensor).shape[0] !== x.shape[0]) {
+        throw new MieShapeError(errorMessage(name, 'memory', `must have the batch size of input x (${x.shape[0]})`, memory));
+      }
     }
     const { mask, keyPaddingMask, causal, memoryMask, memoryKeyPaddingMask, cache, memoryKeyValue } = options;
-    return tf.tidy(() => {
+    const result = tf.tidy(() => {
       const rate = this.config.dropout;
+      const crossAttn = this.crossAttn;
       let selfWeights!: tf.Tensor;
-      let crossWeights!: tf.Tensor;
+      let crossWeights: tf.Tensor | null = null;
       const selfAttentionBlock = (h: tf.Tensor) => {
         const [out, w] = this.selfAttn.forward(h, h, h, { mask, keyPaddingMask, causal, cache });
         selfWeights = w;
         return dropout(out, rate, this.training);
       };
       const crossAttentionBlock = (h: tf.Tensor) => {
-        const [out, w] = this.crossAttn.forward(h, memory, memory, {
+        const [out, w] = (crossAttn as MultiHeadAttention).forward(h, memory as tf.Tensor, memory as tf.Tensor, {
           mask: memoryMask,
           keyPaddingMask: memoryKeyPaddingMask,
           projectedKeyValue: memoryKeyValue,
@@ -107,17 +139,20 @@ export class TransformerDecoderLayer extends Module {
         crossWeights = w;
         return dropout(out, rate, this.training);
       };
+      // The feed-forward norm is norm3 after a cross-attention block, norm2 without one.
+      const feedForwardNorm = this.norm3 ?? this.norm2;
       if (this.config.normFirst) {
         x = tf.add(x, selfAttentionBlock(this.norm1.forward(x)));
-        x = tf.add(x, crossAttentionBlock(this.norm2.forward(x)));
-        x = tf.add(x, this.feedForwardBlock(this.norm3.forward(x)));
+        if (crossAttn) x = tf.add(x, crossAttentionBlock(this.norm2.forward(x)));
+        x = tf.add(x, this.feedForwardBlock(feedForwardNorm.forward(x)));
       } else {
         x = this.norm1.forward(tf.add(x, selfAttentionBlock(x)));
-        x = this.norm2.forward(tf.add(x, crossAttentionBlock(x)));
-        x = this.norm3.forward(tf.add(x, this.feedForwardBlock(x)));
+        if (crossAttn) x = this.norm2.forward(tf.add(x, crossAttentionBlock(x)));
+        x = feedForwardNorm.forward(tf.add(x, this.feedForwardBlock(x)));
       }
-      return { output: x, selfAttention: selfWeights, crossAttention: crossWeights };
+      return crossWeights ? { output: x, selfAttention: selfWeights, crossAttention: crossWeights as tf.Tensor } : { output: x, selfAttention: selfWeights };
     });
+    return { crossAttention: null, ...result };
   }
 
   /** `dropout(linear2(dropout(activation(linear1(x)))))`. */

@@ -3,8 +3,8 @@
  * self-attention, cross-attention over the encoder output, feed-forward), and a final layer norm
  * in pre-norm. Produces hidden states; `EncoderDecoderTransformer` turns them into logits.
  */
-import { checkCallOptions, BaseModel, MieShapeError, registerModel, tf } from '@mie/core';
-import type { KeyValueCache, ProjectedKeyValue } from '@mie/attention';
+import { checkCallOptions, BaseModel, MieShapeError, OUTPUT_FIELD, registerModel, tf, type ForwardMethods } from '@mie/core';
+import type { KeyValueCache, MultiHeadAttention, ProjectedKeyValue } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LayerNorm } from '@mie/layers';
 import { PositionalEncoding } from '@mie/positional';
@@ -45,6 +45,7 @@ export interface DecoderOutput {
  * State: `embedding`, `positionalEncoding` (learned only), `layers.N`, `norm` (pre-norm only).
  */
 export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
+  static override readonly forwardMethods: ForwardMethods = { forward: null, forwardWithAttention: OUTPUT_FIELD };
   readonly config: TransformerStackConfig;
   readonly embedding: TokenEmbedding;
   readonly positionalEncoding: PositionalEncoding | null;
@@ -91,7 +92,7 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
         const result = layer.forwardWithAttention(x, memory, { ...masks, cache: caches?.[i], memoryKeyValue: memoryKeyValues?.[i] });
         x = result.output;
         selfAttention.push(result.selfAttention);
-        crossAttention.push(result.crossAttention);
+        crossAttention.push(result.crossAttention as tf.Tensor);
       });
       return { output: this.norm ? this.norm.forward(x) : x, selfAttention, crossAttention };
     });
@@ -99,7 +100,7 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
 
   /** Projects the encoder output once per layer for cached decoding; the caller disposes the result. */
   projectMemory(memory: tf.Tensor): ProjectedKeyValue[] {
-    return this.layers.map((layer) => layer.crossAttn.projectKeyValue(memory, memory));
+    return this.layers.map((layer) => (layer.crossAttn as MultiHeadAttention).projectKeyValue(memory, memory));
   }
 }
 // Named explicitly: bundlers rename classes (esbuild: EncoderDecoderTransformer2) and minifiers mangle them.

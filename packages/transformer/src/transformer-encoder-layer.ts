@@ -4,17 +4,22 @@
  * norm. Matches `torch.nn.TransformerEncoderLayer` (`batch_first=True`), also in pre-norm
  * (`normFirst`, Xiong et al. 2020).
  */
-import { checkCallOptions, Module, checkFeatures, dropout, tf } from '@mie/core';
-import { ATTENTION_MASK_OPTIONS, MultiHeadAttention, type AttentionMaskOptions } from '@mie/attention';
+import { checkCallOptions, Module, OUTPUT_FIELD, checkFeatures, dropout, tf, type ForwardMethods } from '@mie/core';
+import { ATTENTION_MASK_OPTIONS, MultiHeadAttention, type AttentionMaskOptions, type KeyValueCache } from '@mie/attention';
 import { LayerNorm, LinearLayer, getActivation, type ActivationFunction } from '@mie/layers';
 import { positionWiseFeedForward } from './position-wise-feed-forward';
 import { resolveLayerOptions, type TransformerLayerConfig, type TransformerLayerOptions } from './layer-options';
 
 /** Call options of {@link TransformerEncoderLayer.forward}. */
-export type TransformerEncoderLayerCallOptions = AttentionMaskOptions;
+export interface TransformerEncoderLayerCallOptions extends AttentionMaskOptions {
+  /** Self-attention key/value cache (incremental causal decoding); positions continue from its length. */
+  cache?: KeyValueCache;
+}
+
+const ENCODER_LAYER_OPTIONS = [...ATTENTION_MASK_OPTIONS, 'cache'] as const;
 
 /**
- * `forward(x [b, t, dModel], { mask, keyPaddingMask, causal })` -> `[b, t, dModel]`.
+ * `forward(x [b, t, dModel], { mask, keyPaddingMask, causal, cache })` -> `[b, t, dModel]`.
  *
  *   post-norm:  x = norm1(x + selfAttentionBlock(x));  x = norm2(x + feedForwardBlock(x))
  *   pre-norm:   x = x + selfAttentionBlock(norm1(x));  x = x + feedForwardBlock(norm2(x))
@@ -23,6 +28,7 @@ export type TransformerEncoderLayerCallOptions = AttentionMaskOptions;
  * `norm1`, `norm2`, as PyTorch's names (`self_attn`, ...) in camelCase.
  */
 export class TransformerEncoderLayer extends Module {
+  static override readonly forwardMethods: ForwardMethods = { forward: null, forwardWithAttention: OUTPUT_FIELD };
   readonly config: TransformerLayerConfig;
   readonly selfAttn: MultiHeadAttention;
   readonly linear1: LinearLayer;
@@ -34,8 +40,8 @@ export class TransformerEncoderLayer extends Module {
   constructor(options: TransformerLayerOptions) {
     super();
     this.config = resolveLayerOptions('TransformerEncoderLayer', options);
-    const { dModel, numHeads, dFf, dropout: rate, useRotaryEmbeddings, maxSeqLength, layerNormEps } = this.config;
-    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, dropout: rate, useRotaryEmbeddings, maxSeqLength });
+    const { dModel, numHeads, numKeyValueHeads, dFf, dropout: rate, positionalEncoding, maxSeqLength, layerNormEps } = this.config;
+    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate, positionalEncoding, maxSeqLength });
     this.linear1 = new LinearLayer({ inFeatures: dModel, outFeatures: dFf, initType: 'xavier_uniform' });
     this.linear2 = new LinearLayer({ inFeatures: dFf, outFeatures: dModel, initType: 'xavier_uniform' });
     this.norm1 = new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });
@@ -51,7 +57,7 @@ export class TransformerEncoderLayer extends Module {
 
   /** `forward`, also returning the self-attention weights `[b, heads, t, t]`. */
   forwardWithAttention(x: tf.Tensor, callOptions?: TransformerEncoderLayerCallOptions): { output: tf.Tensor; selfAttention: tf.Tensor } {
-    const options = checkCallOptions('TransformerEncoderLayer.forward', callOptions, ATTENTION_MASK_OPTIONS);
+    const options = checkCallOptions('TransformerEncoderLayer.forward', callOptions, ENCODER_LAYER_OPTIONS);
     checkFeatures('TransformerEncoderLayer', 'input x', x, this.config.dModel, 'dModel', 3);
     return tf.tidy(() => {
       let weights!: tf.Tensor;

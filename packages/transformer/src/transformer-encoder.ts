@@ -2,8 +2,8 @@
  * The encoder stack of the Transformer: token embedding, positions, N encoder layers, and a final
  * layer norm in pre-norm (post-norm stacks have none, as in the paper and PyTorch).
  */
-import { checkCallOptions, BaseModel, registerModel, tf } from '@mie/core';
-import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from '@mie/attention';
+import { checkCallOptions, BaseModel, MieShapeError, OUTPUT_FIELD, registerModel, tf, type ForwardMethods } from '@mie/core';
+import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions, type KeyValueCache } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LayerNorm } from '@mie/layers';
 import { PositionalEncoding } from '@mie/positional';
@@ -20,11 +20,23 @@ export interface EncoderOutput {
   selfAttention: tf.Tensor[];
 }
 
+/** Call options of {@link TransformerEncoder.forward}. */
+export interface TransformerEncoderCallOptions extends AttentionMaskOptions {
+  /**
+   * One self-attention cache per layer, for incremental decoding of a causal encoder (a language
+   * model built from encoder layers): positions continue from their length; pass `causal: true`.
+   */
+  caches?: KeyValueCache[];
+}
+
+const ENCODER_OPTIONS = [...ATTENTION_MASK_OPTIONS, 'caches'] as const;
+
 /**
- * `forward(ids [b, t] int32, { keyPaddingMask, mask, causal })` -> `[b, t, dModel]`.
+ * `forward(ids [b, t] int32, { keyPaddingMask, mask, causal, caches })` -> `[b, t, dModel]`.
  * State: `embedding`, `positionalEncoding` (learned only), `layers.N`, `norm` (pre-norm only).
  */
 export class TransformerEncoder extends BaseModel<TransformerStackConfig> {
+  static override readonly forwardMethods: ForwardMethods = { forward: null, forwardWithAttention: OUTPUT_FIELD };
   readonly config: TransformerStackConfig;
   readonly embedding: TokenEmbedding;
   readonly positionalEncoding: PositionalEncoding | null;
@@ -44,21 +56,25 @@ export class TransformerEncoder extends BaseModel<TransformerStackConfig> {
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
   }
 
-  forward(ids: tf.Tensor, options?: AttentionMaskOptions): tf.Tensor {
+  forward(ids: tf.Tensor, options?: TransformerEncoderCallOptions): tf.Tensor {
     const { output, selfAttention } = this.forwardWithAttention(ids, options);
     tf.dispose(selfAttention);
     return output;
   }
 
   /** `forward`, also returning every layer's self-attention weights. */
-  forwardWithAttention(ids: tf.Tensor, callOptions?: AttentionMaskOptions): EncoderOutput {
-    const options = checkCallOptions('TransformerEncoder.forward', callOptions, ATTENTION_MASK_OPTIONS);
-    checkStackMemory('TransformerEncoder', ids, this.config, 0, this.training);
+  forwardWithAttention(ids: tf.Tensor, callOptions?: TransformerEncoderCallOptions): EncoderOutput {
+    const { caches, ...options } = checkCallOptions('TransformerEncoder.forward', callOptions, ENCODER_OPTIONS);
+    if (caches !== undefined && (!Array.isArray(caches) || caches.length !== this.layers.length)) {
+      throw new MieShapeError(`TransformerEncoder: caches must hold one KeyValueCache per layer (${this.layers.length}). Received: ${Array.isArray(caches) ? caches.length : typeof caches}.`);
+    }
+    const offset = caches?.[0]?.length ?? 0;
+    checkStackMemory('TransformerEncoder', ids, this.config, offset, this.training);
     return tf.tidy(() => {
-      let x = embedWithPositions(ids, this.embedding, this.positionalEncoding, this.config.dropout, this.training);
+      let x = embedWithPositions(ids, this.embedding, this.positionalEncoding, this.config.dropout, this.training, offset);
       const selfAttention: tf.Tensor[] = [];
-      for (const layer of this.layers) {
-        const result = layer.forwardWithAttention(x, options);
+      for (const [i, layer] of this.layers.entries()) {
+        const result = layer.forwardWithAttention(x, { ...options, cache: caches?.[i] });
         x = result.output;
         selfAttention.push(result.selfAttention);
       }

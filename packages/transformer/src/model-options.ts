@@ -1,0 +1,56 @@
+/**
+ * Every option the transformer layers, stacks and models take, declared once: its check and its
+ * default. Each class resolves the subset it accepts from here (`resolveOptions`), so a default
+ * or a check cannot drift between the layer, the stacks and the models.
+ */
+import { MieConfigError, errorMessage, option, pickOptions, type OptionSpec } from '@mie/core';
+import { ATTENTION_POSITIONS, checkAttentionPositions, type AttentionPositionKind } from '@mie/attention';
+import { checkActivation, type ActivationName } from '@mie/layers';
+
+/** How a stack or model encodes positions. */
+export const POSITIONAL_ENCODINGS = ['sinusoidal', 'learned', 'rotary', 'alibi', 'none'] as const;
+export type PositionalEncodingKind = (typeof POSITIONAL_ENCODINGS)[number];
+
+/** The options shared by layers, stacks and models, in the order configs keep them. */
+export const MODEL_OPTIONS = {
+  dModel: option.positiveInteger(512),
+  numHeads: option.positiveInteger(8),
+  numKeyValueHeads: option.positiveInteger((resolved) => resolved['numHeads'] as number),
+  dFf: option.positiveInteger(2048),
+  dropout: option.dropout(0.1),
+  maxSeqLength: option.positiveInteger(5000),
+  activation: option.custom((module, _name, value): ActivationName => checkActivation(module, value), 'relu'),
+  normFirst: option.boolean(false),
+  layerNormEps: option.positiveNumber(1e-5),
+} as const;
+
+/** A stack's or model's `positionalEncoding` (default sinusoidal). */
+export const POSITIONAL_ENCODING_OPTION: OptionSpec<PositionalEncodingKind> = option.oneOf(POSITIONAL_ENCODINGS, 'sinusoidal');
+
+/** A layer's `positionalEncoding`: only what happens inside attention (default: rotary with `useRotaryEmbeddings`, else none). */
+export const LAYER_POSITION_OPTION: OptionSpec<AttentionPositionKind> = option.oneOf(ATTENTION_POSITIONS, (resolved) =>
+  resolved['useRotaryEmbeddings'] ? 'rotary' : 'none',
+);
+
+/** The width and head options of a layer, picked from {@link MODEL_OPTIONS}. */
+export const LAYER_MODEL_OPTIONS = pickOptions(MODEL_OPTIONS, ['numKeyValueHeads', 'dFf', 'dropout', 'maxSeqLength', 'activation', 'normFirst', 'layerNormEps']);
+
+/**
+ * The checks between options: `numHeads` divides `dModel`, `numKeyValueHeads` divides
+ * `numHeads`, and rotary positions need an even head size.
+ */
+export function checkHeads(
+  module: string,
+  { dModel, numHeads, numKeyValueHeads, attentionPositions }: { dModel: number; numHeads: number; numKeyValueHeads: number; attentionPositions: AttentionPositionKind },
+): void {
+  if (dModel % numHeads !== 0) throw new MieConfigError(errorMessage(module, 'option "dModel"', `must be divisible by numHeads (${numHeads})`, dModel));
+  if (numHeads % numKeyValueHeads !== 0) {
+    throw new MieConfigError(errorMessage(module, 'option "numKeyValueHeads"', `must divide numHeads (${numHeads})`, numKeyValueHeads));
+  }
+  checkAttentionPositions(module, 'positionalEncoding', attentionPositions, dModel / numHeads);
+}
+
+/** What a stack's position encoding asks of its attention layers. */
+export function attentionPositions(kind: PositionalEncodingKind): AttentionPositionKind {
+  return kind === 'rotary' || kind === 'alibi' ? kind : 'none';
+}
