@@ -11,12 +11,10 @@ export { TransformerDecoder, type TransformerDecoderCallOptions, type DecoderOut
 export { POSITIONAL_ENCODINGS, type PositionalEncodingKind, type TransformerStackOptions, type TransformerStackConfig } from './stack-options';
 export {
   Transformer,
-  TRANSFORMER_POSITIONAL_ENCODINGS,
   type TransformerOptions,
   type TransformerConfig,
   type TransformerCallOptions,
   type TransformerOutput,
-  type TransformerPositionalEncoding,
 } from './transformer';
 export {
   EncoderDecoderTransformer,

@@ -64,7 +64,7 @@ describe('Transformer', () => {
   it("has the design's defaults (dModel 512, 8 heads, 6 post-norm layers, dFf 2048, sinusoidal positions)", () => {
     const model = new Transformer();
     expect(model.config).toEqual({
-      dModel: 512, numHeads: 8, numLayers: 6, dFf: 2048, dropout: 0.1, maxSeqLength: 5000, positionalEncoding: 'sinusoidal',
+      dModel: 512, numHeads: 8, numKeyValueHeads: 8, numLayers: 6, dFf: 2048, dropout: 0.1, maxSeqLength: 5000, positionalEncoding: 'sinusoidal',
       inputDim: 512, outputDim: null, activation: 'relu', normFirst: false, layerNormEps: 1e-5,
     });
     expect(model.countParameters()).toBe(6 * encoderLayer(512, 2048));
@@ -88,12 +88,12 @@ describe('Transformer', () => {
     expect(layout.parameterElements).toBe(linear(5, 8) + 7 * 8 + 2 * encoderLayer(8, 16) + 2 * 8 + linear(8, 3));
   });
 
-  it('is permutation-equivariant without positions, and position-aware with rotary and sinusoidal ones', () => {
+  it('is permutation-equivariant without positions, and position-aware with rotary, ALiBi and sinusoidal ones', () => {
     const x = tf.randomNormal([1, 6, 8], 0, 1, 'float32', 3);
     const order = tf.tensor1d([5, 2, 0, 4, 1, 3], 'int32');
     const shuffled = tf.gather(x, order, 1);
     const gaps: Record<string, number> = {};
-    for (const positionalEncoding of ['none', 'rotary', 'sinusoidal'] as const) {
+    for (const positionalEncoding of ['none', 'rotary', 'alibi', 'sinusoidal'] as const) {
       const model = new Transformer({ dModel: 8, numHeads: 2, numLayers: 1, dFf: 16, positionalEncoding, maxSeqLength: 8 }).eval();
       const [y, yShuffled] = [model.forward(x), model.forward(shuffled)];
       gaps[positionalEncoding] = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.gather(y, order, 1), yShuffled))).dataSync()[0]);
@@ -102,6 +102,7 @@ describe('Transformer', () => {
     }
     expect(gaps.none).toBeLessThan(1e-5);
     expect(gaps.rotary).toBeGreaterThan(1e-2);
+    expect(gaps.alibi).toBeGreaterThan(1e-2);
     expect(gaps.sinusoidal).toBeGreaterThan(1e-2);
     tf.dispose([x, order, shuffled]);
   });
@@ -157,6 +158,26 @@ describe('Transformer', () => {
     copy.dispose();
   });
 
+  it('fires forward hooks once per call, from forward and forwardWithAttention, and its layers\' too', () => {
+    const model = new Transformer({ dModel: 8, numHeads: 2, numLayers: 2, dFf: 16, inputDim: 3, maxSeqLength: 6 }).eval();
+    const seen: string[] = [];
+    const shapes: number[][] = [];
+    model.registerForwardHook((_module, _inputs, output, { method }) => {
+      seen.push(`model.${method}`);
+      shapes.push((output as tf.Tensor).shape);
+    });
+    model.layers[1].registerForwardHook((_module, _inputs, _output, { method }) => {
+      seen.push(`layers.1.${method}`);
+    });
+    const x = tf.randomNormal([1, 4, 3], 0, 1, 'float32', 8);
+    const y = model.forward(x);
+    const { output, selfAttention } = model.forwardWithAttention(x);
+    expect(seen).toEqual(['layers.1.forwardWithAttention', 'model.forward', 'layers.1.forwardWithAttention', 'model.forwardWithAttention']);
+    expect(shapes).toEqual([[1, 4, 8], [1, 4, 8]]);
+    tf.dispose([x, y, output, ...selfAttention]);
+    model.dispose();
+  });
+
   it('copies its options', () => {
     const options = Object.freeze({ dModel: 8, numHeads: 2, numLayers: 1, dFf: 16, outputDim: 4 });
     const model = new Transformer(options);
@@ -178,11 +199,12 @@ describe('Transformer', () => {
       ['outputDim 0', { dModel: 8, numHeads: 2, outputDim: 0 }, /^Transformer: option "outputDim" must be a positive integer\. Received: 0\.$/],
       ['numLayers 0', { dModel: 8, numHeads: 2, numLayers: 0 }, /^Transformer: option "numLayers" must be a positive integer/],
       ['dropout 1', { dModel: 8, numHeads: 2, dropout: 1 }, /^Transformer: option "dropout" must be a probability in \[0, 1\)/],
-      ['an unknown positionalEncoding', { dModel: 8, numHeads: 2, positionalEncoding: 'relative' }, /^Transformer: option "positionalEncoding" must be one of "sinusoidal", "learned", "rotary", "none"\. Received: "relative"\.$/],
-      ['rotary with an odd head size', { dModel: 6, numHeads: 2, positionalEncoding: 'rotary' }, /^Transformer: option "positionalEncoding" "rotary" needs an even head size; dModel \/ numHeads is 3\./],
+      ['an unknown positionalEncoding', { dModel: 8, numHeads: 2, positionalEncoding: 'relative' }, /^Transformer: option "positionalEncoding" must be one of "sinusoidal", "learned", "rotary", "alibi", "none"\. Received: "relative"\.$/],
+      ['rotary with an odd head size', { dModel: 6, numHeads: 2, positionalEncoding: 'rotary' }, /^Transformer: option "positionalEncoding" needs an even head size; dModel \/ numHeads is 3\. Received: "rotary"\.$/],
+      ['numKeyValueHeads not dividing numHeads', { dModel: 12, numHeads: 6, numKeyValueHeads: 4 }, /^Transformer: option "numKeyValueHeads" must divide numHeads \(6\)\. Received: 4\.$/],
       ['an unknown activation', { dModel: 8, numHeads: 2, activation: 'swish' }, /^Transformer: option "activation" must be one of /],
       ['a non-boolean normFirst', { dModel: 8, numHeads: 2, normFirst: 1 }, /^Transformer: option "normFirst" must be a boolean/],
-      ['a token vocabulary', { dModel: 8, numHeads: 2, vocabSize: 10 }, /^Transformer: unknown option "vocabSize"; the options are dModel, numHeads, numLayers, dFf, dropout, maxSeqLength, positionalEncoding, inputDim, outputDim, activation, normFirst, layerNormEps\.$/],
+      ['a token vocabulary', { dModel: 8, numHeads: 2, vocabSize: 10 }, /^Transformer: unknown option "vocabSize"; the options are dModel, numHeads, numKeyValueHeads, numLayers, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding, inputDim, outputDim\.$/],
     ])('rejects %s with MieConfigError', (_label, options, message) => {
       const build = () => new Transformer(options as never);
       expect(build).toThrow(MieConfigError);
@@ -242,6 +264,15 @@ describe('Transformer through the shared battery', () => {
       () => new Transformer({ dModel: 16, numHeads: 2, numLayers: 2, dFf: 32, positionalEncoding: 'learned', maxSeqLength: 8, normFirst: true, activation: 'gelu' }),
       () => [x(16), { causal: true }],
       { expectedParameterCount: 8 * 16 + 2 * encoderLayer(16, 32) + 2 * 16 },
+    );
+  });
+
+  it('grouped-query attention with ALiBi, causal', async () => {
+    const keyValueWidth = 2 * (16 / 4); // 2 key/value heads of size 4: k and v projections [8, 16]
+    await runModuleTest(
+      () => new Transformer({ dModel: 16, numHeads: 4, numKeyValueHeads: 2, numLayers: 1, dFf: 32, positionalEncoding: 'alibi', maxSeqLength: 8 }),
+      () => [x(16), { causal: true }],
+      { expectedParameterCount: encoderLayer(16, 32) - 2 * linear(16, 16) + 2 * linear(16, keyValueWidth) },
     );
   });
 

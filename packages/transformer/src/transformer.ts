@@ -7,40 +7,38 @@
  */
 import {
   BaseModel,
-  MieConfigError,
   MieShapeError,
+  OUTPUT_FIELD,
   checkAllocation,
-  checkBoolean,
   checkCallOptions,
-  checkDropout,
   checkFeatures,
-  checkOneOf,
-  checkOptions,
   checkPositiveInteger,
-  checkPositiveNumber,
   dropout,
   errorMessage,
   float32Bytes,
+  option,
   registerModel,
+  resolveOptions,
   tf,
+  type ForwardMethods,
 } from '@mie/core';
 import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from '@mie/attention';
-import { LayerNorm, LinearLayer, checkActivation, type ActivationName } from '@mie/layers';
+import { LayerNorm, LinearLayer, type ActivationName } from '@mie/layers';
 import { PositionalEncoding, SinusoidalEncoding } from '@mie/positional';
+import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
+import { layerOptions } from './stack-options';
 import { TransformerEncoderLayer } from './transformer-encoder-layer';
 
 const NAME = 'Transformer';
-
-/** How a {@link Transformer} encodes positions. */
-export const TRANSFORMER_POSITIONAL_ENCODINGS = ['sinusoidal', 'learned', 'rotary', 'none'] as const;
-export type TransformerPositionalEncoding = (typeof TRANSFORMER_POSITIONAL_ENCODINGS)[number];
 
 /** Options of {@link Transformer} (the design's `Transformer` arguments in camelCase). */
 export interface TransformerOptions {
   /** Model width; divisible by `numHeads`. Default 512. */
   dModel?: number;
-  /** Attention heads. Default 8. */
+  /** Attention (query) heads. Default 8. */
   numHeads?: number;
+  /** Key/value heads (grouped-query attention); divides `numHeads`. Default `numHeads`. */
+  numKeyValueHeads?: number;
   /** Encoder layers. Default 6. */
   numLayers?: number;
   /** Width of each layer's feed-forward sub-layer. Default 2048. */
@@ -49,22 +47,22 @@ export interface TransformerOptions {
   dropout?: number;
   /** Longest sequence the positions cover (not checked with `'none'`). Default 5000. */
   maxSeqLength?: number;
-  /**
-   * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the (projected) inputs,
-   * then dropout, as `PositionalEncoding` does; `'rotary'` embeddings inside self-attention (an even
-   * head size `dModel / numHeads`); or `'none'`.
-   */
-  positionalEncoding?: TransformerPositionalEncoding;
-  /** Width of the input features. Default `dModel`; when it differs, `inputProjection` maps to `dModel`. */
-  inputDim?: number;
-  /** When set, `outputProjection` maps the output to this width; default `null`: outputs are `[b, t, dModel]`. */
-  outputDim?: number | null;
   /** Feed-forward activation: `'relu'` (default), `'gelu'` (exact erf) or another @mie/layers activation. */
   activation?: ActivationName;
   /** Pre-norm layers and a final `norm` when true; post-norm (the paper's and PyTorch's default, no final norm) when false. */
   normFirst?: boolean;
   /** Epsilon of the layer norms. Default 1e-5. */
   layerNormEps?: number;
+  /**
+   * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the (projected) inputs,
+   * then dropout, as `PositionalEncoding` does; `'rotary'` embeddings inside self-attention (an even
+   * head size `dModel / numHeads`); `'alibi'` linear biases on the self-attention scores; or `'none'`.
+   */
+  positionalEncoding?: PositionalEncodingKind;
+  /** Width of the input features. Default `dModel`; when it differs, `inputProjection` maps to `dModel`. */
+  inputDim?: number;
+  /** When set, `outputProjection` maps the output to this width; default `null`: outputs are `[b, t, dModel]`. */
+  outputDim?: number | null;
 }
 
 /** The resolved options of a {@link Transformer}: every field set (`outputDim` may be `null`). */
@@ -83,59 +81,29 @@ export interface TransformerOutput {
   selfAttention: tf.Tensor[];
 }
 
-const OPTIONS = [
-  'dModel',
-  'numHeads',
-  'numLayers',
-  'dFf',
-  'dropout',
-  'maxSeqLength',
-  'positionalEncoding',
-  'inputDim',
-  'outputDim',
-  'activation',
-  'normFirst',
-  'layerNormEps',
-] as const;
+// The shared option table (model-options.ts), in the order the config keeps them, plus the
+// feature widths of this model.
+const TRANSFORMER_OPTIONS = {
+  dModel: MODEL_OPTIONS.dModel,
+  numHeads: MODEL_OPTIONS.numHeads,
+  numKeyValueHeads: MODEL_OPTIONS.numKeyValueHeads,
+  numLayers: option.positiveInteger(6),
+  dFf: MODEL_OPTIONS.dFf,
+  dropout: MODEL_OPTIONS.dropout,
+  maxSeqLength: MODEL_OPTIONS.maxSeqLength,
+  activation: MODEL_OPTIONS.activation,
+  normFirst: MODEL_OPTIONS.normFirst,
+  layerNormEps: MODEL_OPTIONS.layerNormEps,
+  positionalEncoding: POSITIONAL_ENCODING_OPTION,
+  inputDim: option.positiveInteger((resolved) => resolved['dModel'] as number),
+  outputDim: option.custom((module, name, value): number | null => (value === null ? null : checkPositiveInteger(module, name, value)), null),
+} as const;
 
 /** Checks and completes the options. */
-function resolveOptions(options: TransformerOptions): TransformerConfig {
-  const {
-    dModel = 512,
-    numHeads = 8,
-    numLayers = 6,
-    dFf = 2048,
-    dropout: rate = 0.1,
-    maxSeqLength = 5000,
-    positionalEncoding = 'sinusoidal',
-    inputDim = dModel,
-    outputDim = null,
-    activation = 'relu',
-    normFirst = false,
-    layerNormEps = 1e-5,
-  } = checkOptions(NAME, options, OPTIONS);
-  checkPositiveInteger(NAME, 'dModel', dModel);
-  checkPositiveInteger(NAME, 'numHeads', numHeads);
-  if (dModel % numHeads !== 0) throw new MieConfigError(errorMessage(NAME, 'option "dModel"', `must be divisible by numHeads (${numHeads})`, dModel));
-  checkOneOf(NAME, 'positionalEncoding', positionalEncoding, TRANSFORMER_POSITIONAL_ENCODINGS);
-  if (positionalEncoding === 'rotary' && (dModel / numHeads) % 2 !== 0) {
-    throw new MieConfigError(errorMessage(NAME, 'option "positionalEncoding"', `"rotary" needs an even head size; dModel / numHeads is ${dModel / numHeads}`, positionalEncoding));
-  }
-  if (outputDim !== null) checkPositiveInteger(NAME, 'outputDim', outputDim);
-  return Object.freeze({
-    dModel,
-    numHeads,
-    numLayers: checkPositiveInteger(NAME, 'numLayers', numLayers),
-    dFf: checkPositiveInteger(NAME, 'dFf', dFf),
-    dropout: checkDropout(NAME, rate),
-    maxSeqLength: checkPositiveInteger(NAME, 'maxSeqLength', maxSeqLength),
-    positionalEncoding,
-    inputDim: checkPositiveInteger(NAME, 'inputDim', inputDim),
-    outputDim,
-    activation: checkActivation(NAME, activation),
-    normFirst: checkBoolean(NAME, 'normFirst', normFirst),
-    layerNormEps: checkPositiveNumber(NAME, 'layerNormEps', layerNormEps),
-  });
+function resolveTransformerOptions(options: TransformerOptions): TransformerConfig {
+  const config = resolveOptions(NAME, options, TRANSFORMER_OPTIONS);
+  checkHeads(NAME, { ...config, attentionPositions: attentionPositions(config.positionalEncoding) });
+  return config;
 }
 
 /**
@@ -143,7 +111,7 @@ function resolveOptions(options: TransformerOptions): TransformerConfig {
  * `BaseModel --> Transformer`.
  *
  *   h = inputProjection(x)              (only when inputDim != dModel)
- *   h = dropout(h + PE[0 : t])          (sinusoidal / learned; rotary turns inside attention)
+ *   h = dropout(h + PE[0 : t])          (sinusoidal / learned; rotary and ALiBi act inside attention)
  *   h = layers.N(h)                     (TransformerEncoderLayer, post- or pre-norm)
  *   h = norm(h)                         (pre-norm only)
  *   y = outputProjection(h)             (only with outputDim)
@@ -155,10 +123,11 @@ function resolveOptions(options: TransformerOptions): TransformerConfig {
  * `nn.TransformerEncoder`'s `layers.N.*` and `norm.*`, and an `nn.Linear`.
  */
 export class Transformer extends BaseModel<TransformerConfig> {
+  static override readonly forwardMethods: ForwardMethods = { forward: null, forwardWithAttention: OUTPUT_FIELD };
   readonly config: TransformerConfig;
   /** `[dModel, inputDim]`, or `null` when `inputDim` is `dModel`. */
   readonly inputProjection: LinearLayer | null;
-  /** Sinusoidal or learned positions (with the first dropout), or `null` for rotary and none. */
+  /** Sinusoidal or learned positions (with the first dropout), or `null` for rotary, ALiBi and none. */
   readonly positionalEncoding: PositionalEncoding | null;
   readonly layers: TransformerEncoderLayer[];
   /** The final layer norm of a pre-norm stack; `null` in post-norm. */
@@ -168,8 +137,8 @@ export class Transformer extends BaseModel<TransformerConfig> {
 
   constructor(options: TransformerOptions = {}) {
     super();
-    this.config = resolveOptions(options);
-    const { dModel, numHeads, numLayers, dFf, dropout: rate, maxSeqLength, positionalEncoding, inputDim, outputDim, activation, normFirst, layerNormEps } = this.config;
+    this.config = resolveTransformerOptions(options);
+    const { dModel, numLayers, dropout: rate, maxSeqLength, positionalEncoding, inputDim, outputDim, normFirst, layerNormEps } = this.config;
     this.inputProjection = inputDim !== dModel ? new LinearLayer({ inFeatures: inputDim, outFeatures: dModel, initType: 'xavier_uniform' }) : null;
     this.positionalEncoding =
       positionalEncoding === 'sinusoidal'
@@ -177,11 +146,8 @@ export class Transformer extends BaseModel<TransformerConfig> {
         : positionalEncoding === 'learned'
           ? new PositionalEncoding({ dModel, maxSeqLength, dropout: rate, encodingType: 'learned' })
           : null;
-    const useRotaryEmbeddings = positionalEncoding === 'rotary';
-    this.layers = Array.from(
-      { length: numLayers },
-      () => new TransformerEncoderLayer({ dModel, numHeads, dFf, dropout: rate, useRotaryEmbeddings, maxSeqLength, activation, normFirst, layerNormEps }),
-    );
+    // Rotary and ALiBi positions live inside each layer's self-attention.
+    this.layers = Array.from({ length: numLayers }, () => new TransformerEncoderLayer(layerOptions(this.config)));
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
     this.outputProjection = outputDim !== null ? new LinearLayer({ inFeatures: dModel, outFeatures: outputDim, initType: 'xavier_uniform' }) : null;
   }
