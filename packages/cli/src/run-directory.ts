@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { MieConfigError, MieSerializationError, causeMessage } from '@mie/core';
+import { MieConfigError, MieSerializationError, causeMessage, writeFilesAtomically } from '@mie/core';
 
 /** What a kind of run writes into its directory. */
 export interface RunLayout {
@@ -29,6 +29,14 @@ export const G2P_RUN: RunLayout = {
   entries: ['train', 'model', 'metrics.json', 'loss-curve.png'],
   patterns: [/^attention-[a-z_]+\.png$/, ATOMIC_WRITE_FILES],
   resumeNeeds: [path.join('train', 'g2p-config.json'), path.join('train', 'last', 'checkpoint.safetensors')],
+};
+
+/** `mie train lm`: see train-lm.ts for what each is. */
+export const LM_RUN: RunLayout = {
+  command: 'mie train lm',
+  entries: ['train', 'model', 'metrics.json', 'loss-curve.png'],
+  patterns: [ATOMIC_WRITE_FILES],
+  resumeNeeds: [path.join('train', 'lm-config.json'), path.join('train', 'last', 'checkpoint.safetensors')],
 };
 
 /** `mie train iris`: the model itself in DIR (so `--model DIR` works), the trainer's state in DIR/train. */
@@ -110,5 +118,17 @@ export async function prepareRunDirectory(dir: string, layout: RunLayout, { resu
     await fs.mkdir(dir, { recursive: true });
   } catch (error) {
     throw new MieConfigError(`${command}: cannot create the --out directory ${dir}: ${causeMessage(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Writes a run's `files` (name and bytes) into `dir` atomically, each replaced whole or not at
+ * all; a failure is a `MieSerializationError` naming the command, the files and the directory.
+ */
+export async function writeRunFiles(command: string, dir: string, files: Array<[string, Uint8Array]>): Promise<void> {
+  try {
+    await writeFilesAtomically(dir, files);
+  } catch (error) {
+    throw new MieSerializationError(`${command}: could not write ${files.map(([name]) => name).join(', ')} to ${dir}: ${causeMessage(error)}`, { cause: error });
   }
 }

@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, MieConfigError, MieSerializationError, causeMessage, checkOptions, getDevice, readRegularFile, ready, setSeed, tf, writeFilesAtomically, type DeviceInfo } from '@mie/core';
+import { BaseModel, MieConfigError, causeMessage, checkOptions, getDevice, ready, setSeed, tf, type DeviceInfo } from '@mie/core';
 import {
   AdamW,
   ShuffledBatches,
@@ -27,11 +27,13 @@ import {
   scaledInverseSquareRootSchedule,
   type FitResult,
 } from '@mie/training';
-import { renderAttentionHeatmap, renderLineChart } from '@mie/plot';
+import { renderAttentionHeatmap } from '@mie/plot';
 import { loadG2PSplits, type G2PEntry } from './g2p-data';
 import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from '@mie/g2p-en';
 import { g2pErrorRates } from './metrics';
-import { G2P_RUN, prepareRunDirectory } from './run-directory';
+import { renderLossCurve } from './loss-curve';
+import { readRunConfig } from './run-config';
+import { G2P_RUN, prepareRunDirectory, writeRunFiles as writeFiles } from './run-directory';
 
 /** Options of {@link trainG2P}. */
 export interface TrainG2POptions {
@@ -142,8 +144,6 @@ const OPTIONS = [
 ] as const;
 /** The longest budget accepted, in minutes (10 weeks): beyond it step counts stop being meaningful. */
 export const MAX_MINUTES = 100_000;
-/** `train/g2p-config.json` is a few hundred bytes; anything above this is not one. */
-const MAX_CONFIG_BYTES = 1 << 20;
 
 function checkTrainOptions(options: TrainG2POptions): void {
   checkOptions(NAME, options, OPTIONS);
@@ -158,46 +158,20 @@ function checkTrainOptions(options: TrainG2POptions): void {
 /**
  * Reads the architecture a run started with, `train/g2p-config.json`, and builds its model; a
  * file that is not a G2P config (bad JSON, hostile values, sizes the checkpoint cannot hold) is a
- * `MieConfigError` naming it. `checkpointBytes` bounds every number in it, as `BaseModel.load`
- * does: no size of a model exceeds its number of weights.
+ * `MieConfigError` naming it (see `readRunConfig`).
  */
 async function resumedModel(file: string, checkpointBytes: number): Promise<{ config: G2PModelConfig; model: G2PModel }> {
-  const fail = (detail: string, cause?: unknown): never => {
-    throw new MieConfigError(`${NAME}: cannot resume: ${file} ${detail}`, { cause: cause });
-  };
-  const bytes = await readRegularFile(file, MAX_CONFIG_BYTES, `${NAME}: cannot resume`);
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (error) {
-    fail(`is not valid JSON (${causeMessage(error)}).`, error);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('must hold a JSON object { graphemes, phonemes, transformer }.');
-  const limit = Math.max(4096, Math.floor(checkpointBytes / 4));
-  const visit = (item: unknown, where: string, depth: number): void => {
-    if (typeof item === 'number' && Math.abs(item) > limit) fail(`has ${where} = ${item}, larger than any size the ${checkpointBytes}-byte checkpoint can describe (limit ${limit}).`);
-    if (typeof item === 'object' && item !== null) {
-      if (depth > 8) fail(`is nested deeper than a G2P config (at ${where}).`);
-      for (const [key, child] of Object.entries(item)) visit(child, `${where}.${key}`, depth + 1);
-    }
-  };
-  visit(value, 'config', 0);
-  try {
-    const model = new G2PModel(value as G2PModelConfig);
-    return { config: model.config, model };
-  } catch (error) {
-    return fail(`does not describe a G2P model: ${causeMessage(error)}`, error);
-  }
+  return readRunConfig({
+    command: NAME, file, checkpointBytes, shape: '{ graphemes, phonemes, transformer }', kind: 'a G2P model',
+    build: (value) => {
+      const model = new G2PModel(value as G2PModelConfig);
+      return { config: model.config, model };
+    },
+  });
 }
 
 /** Writes `files` into `dir` atomically; a failure is a `MieSerializationError` naming the directory. */
-async function writeRunFiles(dir: string, files: Array<[string, Uint8Array]>): Promise<void> {
-  try {
-    await writeFilesAtomically(dir, files);
-  } catch (error) {
-    throw new MieSerializationError(`${NAME}: could not write ${files.map(([name]) => name).join(', ')} to ${dir}: ${causeMessage(error)}`, { cause: error });
-  }
-}
+const writeRunFiles = (dir: string, files: Array<[string, Uint8Array]>) => writeFiles(NAME, dir, files);
 
 /** Trains, evaluates and writes the artefacts; resolves to the metrics. */
 export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
@@ -344,7 +318,7 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     };
     // Rendered first, then written together: each file is replaced whole or not at all.
     const files: Array<[string, Uint8Array]> = [['metrics.json', new TextEncoder().encode(JSON.stringify(metrics, null, 2) + '\n')]];
-    const curve = await renderLossCurve(result);
+    const curve = await renderLossCurve(result, { title: 'G2P training', yLabel: 'loss (nats) / WER', metricName: 'dev WER' });
     if (curve !== null) files.push(['loss-curve.png', curve]);
     files.push(...(await renderAttentionMaps(best, testEntries.slice(0, 3).map((e) => e.word))));
     await writeRunFiles(options.out, files);
@@ -353,19 +327,6 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
   } finally {
     for (const m of models) m.dispose();
   }
-}
-
-/** The PNG of training loss (averaged per 50 steps) and dev WER against steps; null without steps. */
-async function renderLossCurve(result: FitResult): Promise<Uint8Array | null> {
-  const window = 50;
-  const loss: Array<[number, number]> = [];
-  for (let i = 0; i < result.history.length; i += window) {
-    const slice = result.history.slice(i, i + window);
-    loss.push([slice[slice.length - 1].step, slice.reduce((a, r) => a + r.loss, 0) / slice.length]);
-  }
-  const series = [{ name: 'training loss', points: loss }];
-  if (result.evaluations.length) series.push({ name: 'dev WER', points: result.evaluations.map((e) => [e.step, e.metric] as [number, number]) });
-  return loss.length ? renderLineChart({ series, title: 'G2P training', xLabel: 'step', yLabel: 'loss (nats) / WER' }) : null;
 }
 
 /** `attention-WORD.png`: cross-attention (last decoder layer, mean over heads) of each word against its predicted phonemes. */

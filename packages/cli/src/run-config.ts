@@ -1,0 +1,60 @@
+/**
+ * The architecture file a training run keeps beside its resumable checkpoint
+ * (`train/g2p-config.json`, `train/lm-config.json`): read back on `--resume`, so the run continues
+ * with the model it started with, whatever the device or the options are now.
+ */
+import { MieConfigError, causeMessage, readRegularFile } from '@mie/core';
+
+/** A run's config file is a few kilobytes; anything above this is not one. */
+export const MAX_RUN_CONFIG_BYTES = 1 << 20;
+
+/** What {@link readRunConfig} needs to know about the file. */
+export interface RunConfigFile<T> {
+  /** The command, for messages (`mie train g2p`). */
+  command: string;
+  /** The file. */
+  file: string;
+  /** Size of the checkpoint the config goes with: it bounds every number in the file. */
+  checkpointBytes: number;
+  /** The keys a config holds, for the message about a value that is not an object (`{ graphemes, phonemes, transformer }`). */
+  shape: string;
+  /** What the config describes, for messages (`a G2P model`). */
+  kind: string;
+  /** Builds the model (or whatever the config describes) from the parsed object; may throw. */
+  build: (value: object) => T;
+}
+
+/**
+ * Reads a run's config and builds what it describes. A file that is not one (bad JSON, not an
+ * object, nested too deep, a number larger than any size the checkpoint can hold, or a value
+ * `build` refuses) is a `MieConfigError` "COMMAND: cannot resume: FILE ..." naming what is wrong;
+ * a FIFO or a device in its place is refused before it is opened. `checkpointBytes` bounds every
+ * number, as `BaseModel.load` does: no size of a model exceeds its number of weights.
+ */
+export async function readRunConfig<T>({ command, file, checkpointBytes, shape, kind, build }: RunConfigFile<T>): Promise<T> {
+  const fail = (detail: string, cause?: unknown): never => {
+    throw new MieConfigError(`${command}: cannot resume: ${file} ${detail}`, { cause: cause });
+  };
+  const bytes = await readRegularFile(file, MAX_RUN_CONFIG_BYTES, `${command}: cannot resume`);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (error) {
+    fail(`is not valid JSON (${causeMessage(error)}).`, error);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`must hold a JSON object ${shape}.`);
+  const limit = Math.max(4096, Math.floor(checkpointBytes / 4));
+  const visit = (item: unknown, where: string, depth: number): void => {
+    if (typeof item === 'number' && Math.abs(item) > limit) fail(`has ${where} = ${item}, larger than any size the ${checkpointBytes}-byte checkpoint can describe (limit ${limit}).`);
+    if (typeof item === 'object' && item !== null) {
+      if (depth > 8) fail(`is nested deeper than a config of ${kind} (at ${where}).`);
+      for (const [key, child] of Object.entries(item)) visit(child, `${where}.${key}`, depth + 1);
+    }
+  };
+  visit(value, 'config', 0);
+  try {
+    return build(value as object);
+  } catch (error) {
+    return fail(`does not describe ${kind}: ${causeMessage(error)}`, error);
+  }
+}
