@@ -4,7 +4,7 @@
  * position, so that `q . k` depends on the positions only through their difference.
  * Legend: b batch, s sequence length, h heads, d headDim, d/2 pairs.
  */
-import { MieConfigError, Module, buffer, type HeatmapOptions, checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, errorMessage, tf } from '@mie/core';
+import { MieConfigError, Module, buffer, type ForwardMethods, type HeatmapOptions, checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, errorMessage, tf } from '@mie/core';
 import { plotter } from './plot-loader';
 import { checkCount, checkOffset, checkPositions } from './positions';
 
@@ -69,6 +69,8 @@ function frequency(i: number, headDim: number, base: number): number {
  * It has no parameters; the cos/sin tables are precomputed for `maxSeqLength` positions.
  */
 export class RotaryPositionEncoding extends Module {
+  /** Hooks see every rotation: `forward(q, k)` is one call; attention modules call `rotate` once for q and once for k. */
+  static override readonly forwardMethods: ForwardMethods = { forward: null, rotate: null };
   /** The options this module was built from; `new RotaryPositionEncoding(rope.config)` rebuilds it. */
   readonly config: Required<RotaryPositionEncodingOptions>;
   /** `cos(p * frequency)` for every position and dimension `[maxSeqLength, headDim]`; not state. */

@@ -1,5 +1,6 @@
 import { setBackend, setSeed, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
+import { DecoderOnlyTransformer, type DecoderOnlyTransformerOptions } from './decoder-only-transformer';
 import { EncoderDecoderTransformer } from './encoder-decoder-transformer';
 import { TransformerDecoder } from './transformer-decoder';
 import { TransformerDecoderLayer } from './transformer-decoder-layer';
@@ -71,6 +72,21 @@ describe('shared module battery', () => {
       () => new EncoderDecoderTransformer({ srcVocabSize: 12, tgtVocabSize: 12, dModel: 16, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 32, shareEmbeddings: true }),
       () => [ids(12, 5, 3), ids(12, 4, 4)],
       { expectedParameterCount: 12 * 16 + encoderLayer(16, 32) + decoderLayer(16, 32) },
+    );
+  });
+
+  it.each([
+    ['post-norm, sinusoidal, tied, padding from padTokenId', { normFirst: false, positionalEncoding: 'sinusoidal' as const, padTokenId: 0 }, 0],
+    ['pre-norm, rotary, 2 key/value heads, untied', { normFirst: true, positionalEncoding: 'rotary' as const, numKeyValueHeads: 2, tieEmbeddings: false }, 1],
+    ['pre-norm, ALiBi, multi-query', { normFirst: true, positionalEncoding: 'alibi' as const, numKeyValueHeads: 1 }, 2],
+  ] as Array<[string, Partial<DecoderOnlyTransformerOptions>, number]>)('DecoderOnlyTransformer (%s)', async (_label, options, variant) => {
+    const kv = 16 / 4 * (options.numKeyValueHeads ?? 4);
+    const block = 2 * linear(16, 16) + 2 * linear(16, kv) + linear(16, 32) + linear(32, 16) + 2 * 2 * 16;
+    const expected = 10 * 16 + 2 * block + (options.normFirst ? 2 * 16 : 0) + (variant === 1 ? linear(16, 10) : 0);
+    await runModuleTest(
+      () => new DecoderOnlyTransformer({ vocabSize: 10, dModel: 16, numHeads: 4, numLayers: 2, dFf: 32, maxSeqLength: 16, ...options }),
+      () => [tf.tensor2d([[3, 4, 5, 6, 7], [8, 9, 2, 0, 0]], [2, 5], 'int32')],
+      { expectedParameterCount: expected },
     );
   });
 });

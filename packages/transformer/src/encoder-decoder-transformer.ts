@@ -12,6 +12,8 @@ import { LinearLayer, type ActivationName } from '@mie/layers';
 import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
 import { TransformerDecoder } from './transformer-decoder';
 import { TransformerEncoder } from './transformer-encoder';
+import type { DecodingSpec, DecodingStartOptions, DecodingState } from './decoding';
+import { Seq2SeqDecodingState, seq2seqDecodingSpec } from './seq2seq-decoding';
 import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
 
 /** Options of {@link EncoderDecoderTransformer} (the design's names in camelCase). */
@@ -42,6 +44,10 @@ export interface EncoderDecoderTransformerOptions {
   shareEmbeddings?: boolean;
   /** Padding token: when set, padding masks are derived from it and its embedding rows stay zero. Default null. */
   padTokenId?: number | null;
+  /** Token every generated target starts with (the decoder start token); `generate` uses it unless its options give one. Default null. */
+  bosTokenId?: number | null;
+  /** Token that ends a generated target; `generate`'s default. Default null. */
+  eosTokenId?: number | null;
   /** Feed-forward activation. Default `'relu'`. */
   activation?: ActivationName;
   /** Pre-norm layers (and final norms) when true; post-norm (default) when false. */
@@ -66,6 +72,8 @@ const OPTIONS = {
   positionalEncoding: POSITIONAL_ENCODING_OPTION,
   shareEmbeddings: option.boolean(false),
   padTokenId: option.nullableInteger(null),
+  bosTokenId: option.nullableInteger(null),
+  eosTokenId: option.nullableInteger(null),
   activation: MODEL_OPTIONS.activation,
   normFirst: MODEL_OPTIONS.normFirst,
   layerNormEps: MODEL_OPTIONS.layerNormEps,
@@ -128,7 +136,7 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
     super();
     const name = 'EncoderDecoderTransformer';
     const config = resolveOptions(name, options, OPTIONS);
-    const { srcVocabSize, tgtVocabSize, numEncoderLayers, numDecoderLayers, shareEmbeddings, padTokenId, ...shared } = config;
+    const { srcVocabSize, tgtVocabSize, numEncoderLayers, numDecoderLayers, shareEmbeddings, padTokenId, bosTokenId, eosTokenId, ...shared } = config;
     if (shareEmbeddings && srcVocabSize !== tgtVocabSize) {
       throw new MieConfigError(
         errorMessage(name, 'option "shareEmbeddings"', `needs srcVocabSize = tgtVocabSize (one shared matrix); srcVocabSize is ${srcVocabSize}`, `tgtVocabSize ${tgtVocabSize}`),
@@ -137,6 +145,9 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
     const vocab = Math.min(srcVocabSize, tgtVocabSize);
     if (padTokenId !== null && padTokenId >= vocab) {
       throw new MieConfigError(errorMessage(name, 'option "padTokenId"', `must be null or an integer in [0, ${vocab})`, padTokenId));
+    }
+    for (const [key, id] of [['bosTokenId', bosTokenId], ['eosTokenId', eosTokenId]] as const) {
+      if (id !== null && id >= tgtVocabSize) throw new MieConfigError(errorMessage(name, `option "${key}"`, `must be null or a target token id in [0, ${tgtVocabSize})`, id));
     }
     checkHeads(name, { ...shared, attentionPositions: attentionPositions(shared.positionalEncoding) });
     this.config = config;
@@ -229,6 +240,16 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
    * token ids without the BOS, up to and including the EOS, `numReturnSequences` rows per source.
    * See generation.ts.
    */
+  /** The decoding interface (decoding.ts): checks `src` and says what generation may do with it. */
+  decodingSpec(src: unknown): DecodingSpec {
+    return seq2seqDecodingSpec(this, src);
+  }
+
+  /** The decoding interface: encodes `src` once and returns the state that steps the decoder. */
+  startDecoding(src: tf.Tensor, options: DecodingStartOptions): DecodingState {
+    return new Seq2SeqDecodingState(this, src, options);
+  }
+
   async generate(src: tf.Tensor, options?: GenerateOptions): Promise<GenerationOutput> {
     return generateSequences(this, src, options);
   }

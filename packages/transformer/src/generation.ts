@@ -1,5 +1,6 @@
 /**
- * Autoregressive generation for {@link EncoderDecoderTransformer}: greedy search, beam search
+ * Autoregressive generation for any {@link DecodingModel} (the encoder-decoder Transformer, the
+ * decoder-only language model, or a user's model implementing decoding.ts): greedy search, beam search
  * (Hugging Face `BeamSearchScorer` semantics) and sampling (temperature, top-k, top-p), with
  * repetition penalty and n-gram blocking, incremental decoding with per-layer key/value caches,
  * and a streaming variant that honours an `AbortSignal`.
@@ -8,29 +9,33 @@
  * once (`await data()`) and every choice (processors, beams, draws) is made in plain JavaScript in
  * float64, so the same logits give the same tokens on every backend and a seed reproduces a sample.
  *
- * Legend: b sources, s source length, k rows per source (beams or return sequences), V vocabulary.
+ * Legend: b inputs, k rows per input (beams or return sequences), V vocabulary.
  */
-import { MieConfigError, MieShapeError, checkAllocation, checkOptions, errorMessage, float32Bytes, nextSeed, tf, type Module } from '@mie/core';
-import { KeyValueCache, type ProjectedKeyValue } from '@mie/attention';
+import { MieConfigError, MieShapeError, checkAllocation, checkOptions, errorMessage, nextSeed, tf, type Module } from '@mie/core';
 import { BeamHypotheses, beamStep, type Beam } from './beam-search';
+import type { DecodingModel, DecodingSpec, DecodingState, LogitsProcessor, StoppingCriterion } from './decoding';
 import { applyNoRepeatNgram, applyRepetitionPenalty, argmax, logSoftmax, sampleCategorical, samplingDistribution, seededRandom } from './logits-processors';
-import type { EncoderDecoderTransformer } from './encoder-decoder-transformer';
 
-/** Options of {@link generate} / `EncoderDecoderTransformer.generate`. */
+/** Options of {@link generate} / `EncoderDecoderTransformer.generate` / `DecoderOnlyTransformer.generate`. */
 export interface GenerateOptions {
-  /** Most tokens to generate per sequence (EOS included). At most the model's `maxSeqLength`. Default 20 (or `maxSeqLength` when smaller). */
+  /** Most tokens to generate per sequence (EOS included). At most the model's `maxSeqLength` (less the prompt). Default 20 (or that limit when smaller). */
   maxNewTokens?: number;
-  /** Token that starts every target (the decoder start token). Required: the model config has none. */
-  bosTokenId?: number;
-  /** Token that ends a sequence; `null` (default) generates exactly `maxNewTokens` tokens. */
+  /**
+   * Seq2seq: the token that starts every target (the decoder start token); required unless the
+   * model config has one. Decoder-only: prepended to every prompt when given. Default: the config's.
+   */
+  bosTokenId?: number | null;
+  /** Token that ends a sequence; `null` generates exactly `maxNewTokens` tokens. Default: the config's, else null. */
   eosTokenId?: number | null;
   /**
-   * Padding token of the source (gives the source key padding mask when `srcKeyPaddingMask` is
-   * not given) and the token fed to rows that have finished. Default: the model's `padTokenId`.
+   * Padding token of the input (gives its key padding mask when no mask is given) and the token
+   * fed to rows that have finished. Default: the model's `padTokenId`.
    */
   padTokenId?: number | null;
-  /** `[b, s]` source key padding mask (1 = real token), overriding the one derived from `padTokenId`. Not disposed. */
+  /** Seq2seq: `[b, s]` source key padding mask (1 = real token), overriding the one derived from `padTokenId`. Not disposed. */
   srcKeyPaddingMask?: tf.Tensor;
+  /** Decoder-only: `[b, p]` prompt key padding mask (1 = real token; left padding), overriding `padTokenId`. Not disposed. */
+  keyPaddingMask?: tf.Tensor;
   /** Beams per source; 1 (default) is greedy search or sampling. */
   numBeams?: number;
   /** Beam score = sum of log-probabilities / generatedLength ** lengthPenalty (generated tokens, EOS included). Default 1. */
@@ -60,6 +65,10 @@ export interface GenerateOptions {
   useCache?: boolean;
   /** Aborting stops generation before the next step, frees every tensor and rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /** Your own logits processors, run in order after the built-in penalties (see {@link LogitsProcessor}). */
+  logitsProcessors?: LogitsProcessor[];
+  /** Your own stopping criteria: a row finishes when any returns true (see {@link StoppingCriterion}). */
+  stoppingCriteria?: StoppingCriterion[];
 }
 
 /** Result of {@link generate}. */
@@ -88,21 +97,21 @@ export interface GenerationStreamStep {
   finished: boolean[];
 }
 
-const NAME = 'EncoderDecoderTransformer.generate';
-
 const OPTIONS = [
-  'maxNewTokens', 'bosTokenId', 'eosTokenId', 'padTokenId', 'srcKeyPaddingMask', 'numBeams', 'lengthPenalty', 'earlyStopping',
+  'maxNewTokens', 'bosTokenId', 'eosTokenId', 'padTokenId', 'numBeams', 'lengthPenalty', 'earlyStopping',
   'numReturnSequences', 'doSample', 'temperature', 'topK', 'topP', 'seed', 'repetitionPenalty', 'noRepeatNgramSize', 'useCache', 'signal',
+  'logitsProcessors', 'stoppingCriteria',
 ] as const;
 
 interface ResolvedOptions {
+  spec: DecodingSpec;
   maxNewTokens: number;
-  bosTokenId: number;
+  bosTokenId: number | null;
   eosTokenId: number | null;
   padTokenId: number | null;
   /** Fed to rows that have finished (and dead beams). */
   filler: number;
-  srcKeyPaddingMask?: tf.Tensor;
+  keyPaddingMask?: tf.Tensor;
   numBeams: number;
   lengthPenalty: number;
   earlyStopping: boolean;
@@ -116,33 +125,32 @@ interface ResolvedOptions {
   noRepeatNgramSize: number;
   useCache: boolean;
   signal?: AbortSignal;
+  logitsProcessors: LogitsProcessor[];
+  stoppingCriteria: StoppingCriterion[];
 }
-
-const fail = (name: string, expected: string, received: unknown): never => {
-  throw new MieConfigError(errorMessage(NAME, `option "${name}"`, expected, received));
-};
 const isInteger = (value: unknown, minimum: number): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= minimum;
 const isFinite = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 
-/** Validates `src` (int32 `[b, s]`) and the options; fills in defaults. */
-function resolveOptions(model: EncoderDecoderTransformer, src: unknown, options: GenerateOptions): ResolvedOptions {
-  if (!(src instanceof tf.Tensor) || src.isDisposed || src.dtype !== 'int32' || src.rank !== 2 || src.shape[0] === 0 || src.shape[1] === 0) {
-    throw new MieShapeError(errorMessage(NAME, 'src', 'must be a live int32 tensor of token ids [batch, srcLength] (both >= 1)', src));
-  }
-  checkOptions(NAME, options, OPTIONS);
-  const config = model.config as typeof model.config & { bosTokenId?: number | null; eosTokenId?: number | null };
-  const vocab = config.tgtVocabSize;
+/** Validates the input (the model's {@link DecodingModel.decodingSpec}) and the options; fills in defaults. */
+function resolveOptions(model: DecodingModel, input: unknown, options: GenerateOptions): ResolvedOptions {
+  const spec = model.decodingSpec(input);
+  const NAME = spec.name;
+  const fail = (name: string, expected: string, received: unknown): never => {
+    throw new MieConfigError(errorMessage(NAME, `option "${name}"`, expected, received));
+  };
+  checkOptions(NAME, options, [...OPTIONS, spec.maskOption]);
+  const vocab = spec.vocabSize;
   const tokenId = (name: string, value: unknown, nullable: boolean): number | null => {
     if (value === null && nullable) return null;
     if (!isInteger(value, 0) || value >= vocab) fail(name, `must be ${nullable ? 'null or ' : ''}a token id in [0, ${vocab})`, value);
     return value as number;
   };
+  const keyPaddingMask = (options as Record<string, unknown>)[spec.maskOption] as tf.Tensor | undefined;
   const {
-    maxNewTokens = Math.min(20, config.maxSeqLength),
-    bosTokenId = config.bosTokenId ?? undefined,
-    eosTokenId = config.eosTokenId ?? null,
-    padTokenId = config.padTokenId,
-    srcKeyPaddingMask,
+    maxNewTokens = Math.min(20, spec.maxNewTokens(options.bosTokenId === undefined ? spec.bosTokenId : (options.bosTokenId ?? null))),
+    bosTokenId = spec.bosTokenId,
+    eosTokenId = spec.eosTokenId,
+    padTokenId = spec.padTokenId,
     numBeams = 1,
     lengthPenalty = 1,
     earlyStopping = false,
@@ -156,12 +164,20 @@ function resolveOptions(model: EncoderDecoderTransformer, src: unknown, options:
     noRepeatNgramSize = 0,
     useCache = true,
     signal,
+    logitsProcessors = [],
+    stoppingCriteria = [],
   } = options;
-  if (bosTokenId === undefined) fail('bosTokenId', 'is required (the model config has no bosTokenId): the token every target starts with', bosTokenId);
-  const bos = tokenId('bosTokenId', bosTokenId, false) as number;
-  const eos = tokenId('eosTokenId', eosTokenId, true);
-  const pad = tokenId('padTokenId', padTokenId, true);
-  if (!isInteger(maxNewTokens, 1) || maxNewTokens > config.maxSeqLength) fail('maxNewTokens', `must be an integer in [1, maxSeqLength = ${config.maxSeqLength}]`, maxNewTokens);
+  if (spec.requiresBos && (bosTokenId === null || bosTokenId === undefined)) {
+    fail('bosTokenId', 'is required (the model config has no bosTokenId): the token every target starts with', bosTokenId);
+  }
+  const bos = tokenId('bosTokenId', bosTokenId ?? null, !spec.requiresBos);
+  const eos = tokenId('eosTokenId', eosTokenId ?? null, true);
+  const pad = tokenId('padTokenId', padTokenId ?? null, true);
+  const room = spec.maxNewTokens(bos);
+  if (!isInteger(maxNewTokens, 1) || maxNewTokens > room) {
+    const range = spec.requiresBos ? `[1, maxSeqLength = ${room}]` : `[1, ${room}] (maxSeqLength less the prompt)`;
+    fail('maxNewTokens', room === 0 ? 'cannot be met: the prompt already fills maxSeqLength' : `must be an integer in ${range}`, maxNewTokens);
+  }
   if (!isInteger(numBeams, 1)) fail('numBeams', 'must be a positive integer', numBeams);
   if (!isFinite(lengthPenalty)) fail('lengthPenalty', 'must be a finite number', lengthPenalty);
   if (typeof earlyStopping !== 'boolean') fail('earlyStopping', 'must be a boolean', earlyStopping);
@@ -182,41 +198,32 @@ function resolveOptions(model: EncoderDecoderTransformer, src: unknown, options:
   if (!isFinite(repetitionPenalty) || repetitionPenalty <= 0) fail('repetitionPenalty', 'must be a finite number > 0 (1 = off)', repetitionPenalty);
   if (!isInteger(noRepeatNgramSize, 0)) fail('noRepeatNgramSize', 'must be an integer >= 0 (0 = off)', noRepeatNgramSize);
   if (signal !== undefined && !(signal instanceof AbortSignal)) fail('signal', 'must be an AbortSignal', signal);
-  if (srcKeyPaddingMask !== undefined) {
-    const ok = srcKeyPaddingMask instanceof tf.Tensor && !srcKeyPaddingMask.isDisposed && srcKeyPaddingMask.rank === 2;
-    if (!ok || srcKeyPaddingMask.shape[0] !== src.shape[0] || srcKeyPaddingMask.shape[1] !== src.shape[1]) {
-      throw new MieShapeError(errorMessage(NAME, 'option "srcKeyPaddingMask"', `must be a tensor [${src.shape.join(', ')}] like src (1 = real token)`, srcKeyPaddingMask));
+  for (const [name, list] of [['logitsProcessors', logitsProcessors], ['stoppingCriteria', stoppingCriteria]] as const) {
+    if (!Array.isArray(list) || !list.every((fn) => typeof fn === 'function')) fail(name, 'must be an array of functions', list);
+  }
+  const src = input as tf.Tensor;
+  if (keyPaddingMask !== undefined) {
+    const ok = keyPaddingMask instanceof tf.Tensor && !keyPaddingMask.isDisposed && keyPaddingMask.rank === 2;
+    if (!ok || keyPaddingMask.shape[0] !== src.shape[0] || keyPaddingMask.shape[1] !== src.shape[1]) {
+      throw new MieShapeError(errorMessage(NAME, `option "${spec.maskOption}"`, `must be a tensor [${src.shape.join(', ')}] like ${spec.inputName} (1 = real token)`, keyPaddingMask));
     }
   }
-  checkWorkingSet(model, src, maxNewTokens, numBeams > 1 ? numBeams : numReturnSequences, useCache);
+  const k = numBeams > 1 ? numBeams : numReturnSequences;
+  const rows = src.shape[0] * k;
+  checkAllocation(NAME, `${k > 1 ? `${k} beams or sequences x ` : ''}batch ${src.shape[0]} (${rows} rows of up to ${maxNewTokens} tokens)`, rows * spec.bytesPerRow(maxNewTokens, useCache));
   return {
-    maxNewTokens, bosTokenId: bos, eosTokenId: eos, padTokenId: pad, filler: pad ?? eos ?? bos, srcKeyPaddingMask,
+    spec, maxNewTokens, bosTokenId: bos, eosTokenId: eos, padTokenId: pad, filler: pad ?? eos ?? bos ?? 0, keyPaddingMask,
     numBeams, lengthPenalty, earlyStopping, numReturnSequences, doSample, temperature, topK, topP,
     seed: doSample ? (seed ?? nextSeed()) : 0, repetitionPenalty, noRepeatNgramSize, useCache, signal,
+    logitsProcessors: [...logitsProcessors], stoppingCriteria: [...stoppingCriteria],
   };
-}
-
-/**
- * Refuses (MieResourceError) a generation whose tensors would not fit in the backend's memory,
- * before anything is allocated: per output row (`b * k` rows), the expanded encoder output and the
- * cross-attention keys/values of every layer, the self-attention caches for `maxNewTokens`
- * positions, the step's logits and their read-back copy, and the attention scores.
- */
-function checkWorkingSet(model: EncoderDecoderTransformer, src: tf.Tensor, maxNewTokens: number, k: number, useCache: boolean): void {
-  const { dModel, numHeads, numDecoderLayers: layers, tgtVocabSize: vocab } = model.config;
-  const [batch, srcLength] = src.shape;
-  const rows = batch * k;
-  const perRow = useCache
-    ? srcLength * dModel * (1 + 2 * layers) + 2 * layers * maxNewTokens * dModel + 3 * vocab + 2 * numHeads * (srcLength + maxNewTokens)
-    : srcLength * dModel + maxNewTokens * (3 * vocab + 4 * dModel + 2 * numHeads * (srcLength + maxNewTokens));
-  checkAllocation(NAME, `${k > 1 ? `${k} beams or sequences x ` : ''}batch ${batch} (${rows} rows of up to ${maxNewTokens} tokens)`, float32Bytes(rows, perRow));
 }
 
 // Generation runs in eval mode. Overlapping generations on one model share one saved state: the
 // first saves every module's mode, the last to finish restores it.
 const savedModes = new WeakMap<object, { depth: number; modes: [Module, boolean][] }>();
 
-function enterEvalMode(model: EncoderDecoderTransformer): () => void {
+function enterEvalMode(model: Module): () => void {
   let entry = savedModes.get(model);
   if (!entry) {
     entry = { depth: 0, modes: model.modules().map((module) => [module, module.training]) };
@@ -240,101 +247,70 @@ const nextMacrotask = (): Promise<void> =>
   new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
 /**
- * The model side of one generation: the encoded sources expanded to `k` rows each, the source
- * mask, and (with `useCache`) the per-layer self-attention caches and projected cross-attention
- * keys/values. `nextLogits(fed)` runs one step and reads back `[rows, V]`.
+ * One generation's model side: the model's {@link DecodingState}, stepped with an abort check
+ * before each step and one read-back of the logits `[rows * V]` per step.
  */
 class DecodingSession {
   readonly rows: number;
   readonly vocabSize: number;
-  readonly #model: EncoderDecoderTransformer;
-  readonly #options: ResolvedOptions;
-  readonly #memory: tf.Tensor; // [b*k, s, d]
-  readonly #memoryMask: tf.Tensor | undefined; // [b*k, s]
-  readonly #memoryKeyValues: ProjectedKeyValue[] | undefined; // per layer [b*k, heads, s, headDim]
-  readonly #caches: KeyValueCache[] | undefined;
+  readonly #state: DecodingState;
+  readonly #signal: AbortSignal | undefined;
 
-  constructor(model: EncoderDecoderTransformer, src: tf.Tensor, options: ResolvedOptions, k: number) {
-    this.#model = model;
-    this.#options = options;
-    this.rows = src.shape[0] * k;
-    this.vocabSize = model.config.tgtVocabSize;
-    const { padTokenId, srcKeyPaddingMask, useCache } = options;
-    const expanded = tf.tidy(() => {
-      const mask =
-        srcKeyPaddingMask !== undefined
-          ? tf.cast(srcKeyPaddingMask, 'float32')
-          : padTokenId !== null
-            ? tf.cast(tf.notEqual(src, tf.scalar(padTokenId, 'int32')), 'float32')
-            : undefined;
-      // Encode each source once; row i of the expansion is source floor(i / k).
-      const memory = model.encode(src, { srcKeyPaddingMask: mask ?? tf.onesLike(tf.cast(src, 'float32')) });
-      const index = tf.tensor1d(Array.from({ length: this.rows }, (_, i) => Math.floor(i / k)), 'int32');
-      const projected = useCache ? model.decoder.projectMemory(memory) : undefined;
-      return {
-        memory: tf.gather(memory, index), // [b, s, d] -> [b*k, s, d]
-        mask: mask && tf.gather(mask, index), // [b, s] -> [b*k, s]
-        memoryKeyValues: projected?.map(({ keys, values }) => ({ keys: tf.gather(keys, index), values: tf.gather(values, index) })),
-      };
+  constructor(model: DecodingModel, input: tf.Tensor, options: ResolvedOptions, k: number) {
+    this.vocabSize = options.spec.vocabSize;
+    this.#signal = options.signal;
+    this.#state = model.startDecoding(input, {
+      rowsPerInput: k,
+      useCache: options.useCache,
+      bosTokenId: options.bosTokenId,
+      padTokenId: options.padTokenId,
+      keyPaddingMask: options.keyPaddingMask,
     });
-    this.#memory = expanded.memory;
-    this.#memoryMask = expanded.mask;
-    this.#memoryKeyValues = expanded.memoryKeyValues;
-    this.#caches = useCache ? model.decoder.layers.map(() => new KeyValueCache()) : undefined;
+    this.rows = this.#state.rows;
   }
 
-  /** Next-token logits `[rows * V]` after the BOS and `fed[row]` (the tokens fed so far, one list per row). */
-  async nextLogits(fed: readonly number[][]): Promise<Float32Array> {
-    const { bosTokenId, signal } = this.#options;
+  /** Next-token logits `[rows * V]` after the tokens generated so far (one list per row). */
+  async nextLogits(generated: readonly number[][]): Promise<Float32Array> {
     await nextMacrotask();
-    signal?.throwIfAborted();
-    const logits = tf.tidy(() => {
-      if (this.#caches) {
-        // Only the newest token: earlier positions are in the caches. [rows, 1] -> [rows, 1, V]
-        const ids = tf.tensor2d(fed.map((tokens) => [tokens.length > 0 ? tokens[tokens.length - 1] : bosTokenId]), [this.rows, 1], 'int32');
-        const out = this.#model.decode(ids, this.#memory, { caches: this.#caches, memoryKeyValues: this.#memoryKeyValues, memoryKeyPaddingMask: this.#memoryMask });
-        return tf.reshape(out, [this.rows, this.vocabSize]);
-      }
-      // Reference path: the whole target again. [rows, t] -> [rows, t, V] -> last position [rows, V]
-      const length = fed[0].length + 1;
-      const ids = tf.tensor2d(fed.map((tokens) => [bosTokenId, ...tokens]), [this.rows, length], 'int32');
-      const out = this.#model.decode(ids, this.#memory, { tgtKeyPaddingMask: tf.ones([this.rows, length]), memoryKeyPaddingMask: this.#memoryMask });
-      return tf.reshape(tf.slice(out, [0, length - 1, 0], [this.rows, 1, this.vocabSize]), [this.rows, this.vocabSize]);
-    });
+    this.#signal?.throwIfAborted();
+    const logits = this.#state.step(generated);
     try {
+      if (logits.size !== this.rows * this.vocabSize) {
+        throw new MieShapeError(`generate: the model's decoding step returned [${logits.shape.join(', ')}], expected [${this.rows}, ${this.vocabSize}].`);
+      }
       return (await logits.data()) as Float32Array;
     } finally {
       logits.dispose();
-      signal?.throwIfAborted();
+      this.#signal?.throwIfAborted();
     }
   }
 
-  /** Beam search: row `i` continues from old row `indices[i]` (the caches follow; histories are the caller's). */
+  /** Beam search: row `i` continues from old row `indices[i]`. */
   reorder(indices: number[]): void {
-    if (this.#caches && indices.some((source, i) => source !== i)) {
-      const index = tf.tensor1d(indices, 'int32');
-      for (const cache of this.#caches) cache.reorder(index);
-      index.dispose();
-    }
+    this.#state.reorder(indices);
   }
 
   dispose(): void {
-    tf.dispose([this.#memory, ...(this.#memoryMask ? [this.#memoryMask] : [])]);
-    for (const { keys, values } of this.#memoryKeyValues ?? []) tf.dispose([keys, values]);
-    for (const cache of this.#caches ?? []) cache.dispose();
+    this.#state.dispose();
   }
 }
 
 /** Row `row` of the read-back logits, through the logits processors, in float64. */
-function processedRow(logits: Float32Array, row: number, vocabSize: number, generated: readonly number[], options: ResolvedOptions): Float64Array {
+function processedRow(logits: Float32Array, row: number, vocabSize: number, generated: readonly number[], options: ResolvedOptions, step: number): Float64Array {
   const scores = Float64Array.from(logits.subarray(row * vocabSize, (row + 1) * vocabSize));
   applyRepetitionPenalty(scores, generated, options.repetitionPenalty);
   applyNoRepeatNgram(scores, generated, options.noRepeatNgramSize);
+  for (const processor of options.logitsProcessors) processor(scores, generated, { row, step });
   return scores;
 }
 
+/** Whether a custom stopping criterion finishes a row with `tokens`. */
+function stopsRow(tokens: readonly number[], row: number, step: number, options: ResolvedOptions): boolean {
+  return options.stoppingCriteria.some((criterion) => criterion(tokens, { row, step }) === true);
+}
+
 /** Greedy search or sampling, one step at a time; returns the whole output when done. */
-async function* greedyOrSampleSteps(model: EncoderDecoderTransformer, src: tf.Tensor, options: ResolvedOptions): AsyncGenerator<GenerationStreamStep, GenerationOutput, undefined> {
+async function* greedyOrSampleSteps(model: DecodingModel, src: tf.Tensor, options: ResolvedOptions): AsyncGenerator<GenerationStreamStep, GenerationOutput, undefined> {
   options.signal?.throwIfAborted();
   const restoreMode = enterEvalMode(model);
   let session: DecodingSession | null = null;
@@ -355,13 +331,13 @@ async function* greedyOrSampleSteps(model: EncoderDecoderTransformer, src: tf.Te
           tokens.push(null);
           continue;
         }
-        const scoresRow = processedRow(logits, row, vocabSize, sequences[row], options);
+        const scoresRow = processedRow(logits, row, vocabSize, sequences[row], options, step);
         const token = random ? sampleCategorical(samplingDistribution(scoresRow, options), random) : argmax(scoresRow);
         scores[row] += logSoftmax(scoresRow)[token];
         sequences[row].push(token);
         fed[row].push(token);
         tokens.push(token);
-        if (token === options.eosTokenId) finished[row] = true;
+        if (token === options.eosTokenId || stopsRow(sequences[row], row, step, options)) finished[row] = true;
       }
       yield { step, tokens, finished: [...finished] };
     }
@@ -373,7 +349,7 @@ async function* greedyOrSampleSteps(model: EncoderDecoderTransformer, src: tf.Te
 }
 
 /** Beam search (HF `BeamSearchScorer` semantics, see beam-search.ts). */
-async function runBeamSearch(model: EncoderDecoderTransformer, src: tf.Tensor, options: ResolvedOptions): Promise<GenerationOutput> {
+async function runBeamSearch(model: DecodingModel, src: tf.Tensor, options: ResolvedOptions): Promise<GenerationOutput> {
   options.signal?.throwIfAborted();
   const { numBeams: k, maxNewTokens, eosTokenId, filler, lengthPenalty, earlyStopping, numReturnSequences } = options;
   const batch = src.shape[0];
@@ -397,9 +373,18 @@ async function runBeamSearch(model: EncoderDecoderTransformer, src: tf.Tensor, o
           continue;
         }
         const logProbs = beams[i].map((beam, j) =>
-          beam.sumLogProbs > -Infinity ? logSoftmax(processedRow(logits, i * k + j, vocabSize, beam.tokens, options)) : dead,
+          beam.sumLogProbs > -Infinity ? logSoftmax(processedRow(logits, i * k + j, vocabSize, beam.tokens, options, step)) : dead,
         );
         const next = beamStep(beams[i], logProbs, hypotheses[i], { eosTokenId, filler });
+        if (options.stoppingCriteria.length > 0) {
+          // A beam a criterion stops is finished with the tokens it has, like one that emitted EOS.
+          next.beams.forEach((beam, j) => {
+            if (beam.sumLogProbs > -Infinity && stopsRow(beam.tokens, i * k + j, step, options)) {
+              hypotheses[i].add(beam.tokens, beam.sumLogProbs);
+              next.beams[j] = { tokens: beam.tokens, sumLogProbs: -Infinity };
+            }
+          });
+        }
         beams[i] = next.beams;
         // Loops, not spreads: a spread of numBeams arguments overflows the stack for large beams.
         for (const source of next.sources) reorder.push(i * k + source);
@@ -437,7 +422,7 @@ async function runBeamSearch(model: EncoderDecoderTransformer, src: tf.Tensor, o
  * `signal.reason` when aborted. Runs the model in eval mode and restores the caller's modes;
  * leaves no tensors behind.
  */
-export async function generate(model: EncoderDecoderTransformer, src: tf.Tensor, options: GenerateOptions = {}): Promise<GenerationOutput> {
+export async function generate(model: DecodingModel, src: tf.Tensor, options: GenerateOptions = {}): Promise<GenerationOutput> {
   const resolved = resolveOptions(model, src, options);
   if (resolved.numBeams > 1) return runBeamSearch(model, src, resolved);
   const steps = greedyOrSampleSteps(model, src, resolved);
@@ -451,7 +436,7 @@ export async function generate(model: EncoderDecoderTransformer, src: tf.Tensor,
  * Beam search for any `numBeams`, including 1 (where {@link generate} runs greedy search instead;
  * with `earlyStopping: true` the two agree). Same options and result as {@link generate}.
  */
-export async function beamSearch(model: EncoderDecoderTransformer, src: tf.Tensor, options: GenerateOptions = {}): Promise<GenerationOutput> {
+export async function beamSearch(model: DecodingModel, src: tf.Tensor, options: GenerateOptions = {}): Promise<GenerationOutput> {
   return runBeamSearch(model, src, resolveOptions(model, src, options));
 }
 
@@ -465,10 +450,10 @@ export async function beamSearch(model: EncoderDecoderTransformer, src: tf.Tenso
  * (by default a `DOMException` named `AbortError`), after freeing everything. Beam search is
  * not streamed (beams are only final at the end): `numBeams > 1` is a `MieConfigError`.
  */
-export function generateStream(model: EncoderDecoderTransformer, src: tf.Tensor, options: GenerateOptions = {}): AsyncGenerator<GenerationStreamStep, GenerationOutput, undefined> {
+export function generateStream(model: DecodingModel, src: tf.Tensor, options: GenerateOptions = {}): AsyncGenerator<GenerationStreamStep, GenerationOutput, undefined> {
   const resolved = resolveOptions(model, src, options);
   if (resolved.numBeams > 1) {
-    throw new MieConfigError(errorMessage('EncoderDecoderTransformer.generateStream', 'option "numBeams"', 'must be 1 (beam search is not streamed; use generate())', resolved.numBeams));
+    throw new MieConfigError(errorMessage(resolved.spec.name.replace(/\.generate$/, '.generateStream'), 'option "numBeams"', 'must be 1 (beam search is not streamed; use generate())', resolved.numBeams));
   }
   return greedyOrSampleSteps(model, src, resolved);
 }

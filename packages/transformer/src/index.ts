@@ -4,9 +4,15 @@
  * attention maps (as tensors; @mie/plot draws them) and generation.
  */
 export { TransformerEncoderLayer, type TransformerEncoderLayerCallOptions } from './transformer-encoder-layer';
-export { TransformerDecoderLayer, type TransformerDecoderLayerCallOptions, type DecoderLayerOutput } from './transformer-decoder-layer';
+export {
+  TransformerDecoderLayer,
+  type TransformerDecoderLayerOptions,
+  type TransformerDecoderLayerConfig,
+  type TransformerDecoderLayerCallOptions,
+  type DecoderLayerOutput,
+} from './transformer-decoder-layer';
 export { type TransformerLayerOptions, type TransformerLayerConfig } from './layer-options';
-export { TransformerEncoder, type EncoderOutput } from './transformer-encoder';
+export { TransformerEncoder, type EncoderOutput, type TransformerEncoderCallOptions } from './transformer-encoder';
 export { TransformerDecoder, type TransformerDecoderCallOptions, type DecoderOutput } from './transformer-decoder';
 export { POSITIONAL_ENCODINGS, type PositionalEncodingKind, type TransformerStackOptions, type TransformerStackConfig } from './stack-options';
 export {
@@ -33,6 +39,14 @@ export {
   type TorchStateDictOptions,
   type TorchStateEntry,
 } from './torch-state-dict';
+export {
+  DecoderOnlyTransformer,
+  type DecoderOnlyTransformerOptions,
+  type DecoderOnlyTransformerConfig,
+  type DecoderOnlyCallOptions,
+  type DecoderOnlyOutput,
+} from './decoder-only-transformer';
+export type { DecodingModel, DecodingSpec, DecodingStartOptions, DecodingState, DecodingContext, LogitsProcessor, StoppingCriterion } from './decoding';
 export { generate, generateStream, beamSearch, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
 export {
   applyRepetitionPenalty,

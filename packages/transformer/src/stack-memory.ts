@@ -10,7 +10,13 @@ import type { TransformerStackConfig } from './stack-options';
  * decoder's cross-attention). A layer's intermediates are freed before the next, but a
  * training step keeps every layer's for the backward pass: with gradients, all layers count.
  */
-export function checkStackMemory(module: string, ids: unknown, config: TransformerStackConfig, keyLength: number, training: boolean): void {
+export function checkStackMemory(
+  module: string,
+  ids: unknown,
+  config: Pick<TransformerStackConfig, 'numHeads' | 'dModel' | 'dFf' | 'numLayers'>,
+  keyLength: number,
+  training: boolean,
+): void {
   if (!(ids instanceof tf.Tensor) || ids.rank !== 2) return; // the embedding names the problem
   const [batch, length] = ids.shape as [number, number];
   const { numHeads, dModel, dFf, numLayers } = config;
