@@ -245,6 +245,10 @@ describe('loadTorchStateDict / exportTorchStateDict', () => {
     expect(() => loadTorchStateDict(layer, tf.zeros([1]) as never)).toThrow('loadTorchStateDict: argument "state" must be an object of PyTorch name -> tf.Tensor');
     expect(() => exportTorchStateDict(layer, { prefix: 3 as never })).toThrow('exportTorchStateDict: option "prefix" must be a string');
     layer.dispose();
+    const grouped = new TransformerEncoderLayer({ ...layerOptions, numKeyValueHeads: 1 });
+    expect(() => exportTorchStateDict(grouped)).toThrow(/selfAttn has 1 key\/value heads for \d+ query heads; torch.nn.MultiheadAttention has no grouped key\/value heads/);
+    expect(() => loadTorchStateDict(grouped, {})).toThrow(/no grouped key\/value heads/);
+    grouped.dispose();
   });
 
   it('leaks no tensors when loading, exporting or failing', () => {

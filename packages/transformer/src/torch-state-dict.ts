@@ -122,6 +122,11 @@ function layout(module: Module, prefix: string): Entry[] {
     if (ancestors.has(current)) return;
     ancestors.add(current);
     const fused = current instanceof MultiHeadAttention ? current : null;
+    if (fused && fused.config.numKeyValueHeads !== fused.config.numHeads) {
+      throw new MieConfigError(
+        `torch state dict: ${miePath || 'the module'} has ${fused.config.numKeyValueHeads} key/value heads for ${fused.config.numHeads} query heads; torch.nn.MultiheadAttention has no grouped key/value heads (save it with save() or stateDict() instead).`,
+      );
+    }
     for (const [name, variable] of ownVariables(current)) add(join(torchPath, torchSegment(name)), [join(miePath, name)], [variable]);
     if (fused) {
       const [q, k, v] = [fused.qProj, fused.kProj, fused.vProj];

@@ -2,8 +2,17 @@ import * as core from '@mie/core';
 import { packageReadme, runExample, typeScriptBlocks } from '@mie/test-utils';
 import * as transformer from './index';
 
-it('runs the README example as written', async () => {
-  const [example] = typeScriptBlocks(packageReadme(__dirname));
-  const logs = await runExample(example, { '@mie/core': core, '@mie/transformer': transformer });
-  expect(logs).toEqual(['2x3x100 2']);
+/** What a block prints: the `// ...` comment of each `console.log` line. */
+const expectedLogs = (block: string) => [...block.matchAll(/console\.log\(.*\); \/\/ (.*)$/gm)].map((match) => match[1]);
+
+describe('README examples', () => {
+  const blocks = typeScriptBlocks(packageReadme(__dirname));
+  it('has the examples this test expects', () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    for (const block of blocks) expect(expectedLogs(block).length).toBeGreaterThan(0);
+  });
+  it.each(blocks.map((block, i) => [i, block]))('runs example %i as written', async (_i, block) => {
+    const logs = await runExample(block as string, { '@mie/core': core, '@mie/transformer': transformer });
+    expect(logs).toEqual(expectedLogs(block as string));
+  });
 });
