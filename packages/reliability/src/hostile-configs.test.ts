@@ -7,7 +7,7 @@
  */
 import { BaseModel, MieError, MieSerializationError, setBackend, setSeed, tf, writeSafetensors, type CheckpointBuffers } from '@mie/core';
 import { FeedForwardNN, MultiLayerPerceptron } from '@mie/layers';
-import { EncoderDecoderTransformer, TransformerEncoder } from '@mie/transformer';
+import { DecoderOnlyTransformer, EncoderDecoderTransformer, TransformerEncoder } from '@mie/transformer';
 import { expectBackendHealthy, testBackend } from './helpers';
 
 const TIME_LIMIT_MS = 2000;
@@ -78,7 +78,8 @@ describe.each([128, 8])('a saved dModel-%i seq2seq model with a config describin
   });
 
   it('a head count that keeps every shape loads, as the same weights do in PyTorch', () => {
-    const model = BaseModel.fromBuffers(withConfig(good, (c) => (c.numHeads = 2)));
+    // Configs state their key/value heads (numHeads by default): both change together.
+    const model = BaseModel.fromBuffers(withConfig(good, (c) => ((c.numHeads = 2), (c.numKeyValueHeads = 2))));
     expect(model.countParameters()).toBeGreaterThan(0);
     model.dispose();
     expectBackendHealthy();
@@ -90,6 +91,10 @@ describe('other layer-count fields and huge sizes', () => {
     const stack = new TransformerEncoder({ vocabSize: 20, dModel: 8, numHeads: 2, numLayers: 1, dFf: 16, maxSeqLength: 16 });
     refused(withConfig(stack.toBuffers(), (c) => (c.numLayers = 20_000)), /describes a bigger model/);
     stack.dispose();
+    const lm = new DecoderOnlyTransformer({ vocabSize: 20, dModel: 8, numHeads: 2, numLayers: 1, dFf: 16, maxSeqLength: 16 });
+    refused(withConfig(lm.toBuffers(), (c) => (c.numLayers = 20_000)), /describes a bigger model/);
+    refused(withConfig(lm.toBuffers(), (c) => (c.numKeyValueHeads = 1)), /do not match|bigger model|smaller model/);
+    lm.dispose();
     const ffnn = new FeedForwardNN({ inputSize: 4, hiddenSizes: [8], outputSize: 2 });
     refused(withConfig(ffnn.toBuffers(), (c) => (c.hiddenSizes = Array.from({ length: 100_000 }, () => 8))), /describes a bigger model/);
     refused(withConfig(ffnn.toBuffers(), (c) => (c.hiddenSizes = [1e9])), /larger than any size/);

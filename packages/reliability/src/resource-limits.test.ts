@@ -8,7 +8,7 @@ import { MieResourceError, memoryStatus, setBackend, setMemoryLimit, setSeed, tf
 import { ALiBiAttention, GroupedQueryAttention, MultiHeadAttention } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LinearLayer } from '@mie/layers';
-import { EncoderDecoderTransformer, TransformerEncoderLayer } from '@mie/transformer';
+import { DecoderOnlyTransformer, EncoderDecoderTransformer, TransformerEncoderLayer } from '@mie/transformer';
 import { expectBackendHealthy, testBackend } from './helpers';
 
 const TIME_LIMIT_MS = 2000;
