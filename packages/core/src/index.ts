@@ -86,7 +86,7 @@ export {
   checkOneOf,
   checkFeatures,
 } from './checks';
-export { option, resolveOptions, requireOptions, pickOptions, type OptionSpec, type OptionSpecs, type ResolvedOptions } from './option-specs';
+export { option, resolveOptions, requireOptions, pickOptions, type OptionSpec, type OptionSpecs, type OptionDefault, type ResolvedOptions } from './option-specs';
 export { dropout } from './dropout';
 export { hostValues, readSync, backendOnHost, synchronousReadsAvailable } from './readback';
 export { checkAllocation, memoryStatus, setMemoryLimit, float32Bytes, type MemoryStatus } from './memory';

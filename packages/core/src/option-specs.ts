@@ -20,9 +20,10 @@ export type OptionSpecs = Readonly<Record<string, OptionSpec<unknown>>>;
 /** The resolved options a set of specs describes. */
 export type ResolvedOptions<S extends OptionSpecs> = { readonly [K in keyof S]: S[K] extends OptionSpec<infer T> ? T : never };
 
-type Default<T> = T | ((resolved: Record<string, unknown>) => T) | undefined;
+/** A default: a value, or a function of the options resolved before it. */
+export type OptionDefault<T> = T | ((resolved: Record<string, unknown>) => T) | undefined;
 
-function spec<T>(check: (module: string, name: string, value: unknown) => T, fallback: Default<T>, required: boolean): OptionSpec<T> {
+function spec<T>(check: (module: string, name: string, value: unknown) => T, fallback: OptionDefault<T>, required: boolean): OptionSpec<T> {
   if (required) return { check };
   return { check, default: typeof fallback === 'function' ? { from: fallback as (resolved: Record<string, unknown>) => T } : { value: fallback as T } };
 }
@@ -30,16 +31,16 @@ function spec<T>(check: (module: string, name: string, value: unknown) => T, fal
 /** Builders of the common option kinds: pass a default (a value or a function of earlier options), or `required`. */
 export const option = {
   /** A positive integer (a width, a count). */
-  positiveInteger: (fallback: Default<number> | 'required'): OptionSpec<number> =>
+  positiveInteger: (fallback: OptionDefault<number> | 'required'): OptionSpec<number> =>
     spec((m, n, v) => checkPositiveInteger(m, n, v), fallback === 'required' ? undefined : fallback, fallback === 'required'),
   /** A probability in [0, 1). */
   dropout: (fallback: number): OptionSpec<number> => spec((m, n, v) => checkDropout(m, v, n), fallback, false),
   /** A boolean. */
-  boolean: (fallback: Default<boolean>): OptionSpec<boolean> => spec((m, n, v) => checkBoolean(m, n, v), fallback, false),
+  boolean: (fallback: OptionDefault<boolean>): OptionSpec<boolean> => spec((m, n, v) => checkBoolean(m, n, v), fallback, false),
   /** A finite number > 0. */
   positiveNumber: (fallback: number): OptionSpec<number> => spec((m, n, v) => checkPositiveNumber(m, n, v), fallback, false),
   /** One of a fixed set of strings. */
-  oneOf: <T extends string>(allowed: readonly T[], fallback: Default<T>): OptionSpec<T> => spec((m, n, v) => checkOneOf(m, n, v, allowed), fallback, false),
+  oneOf: <T extends string>(allowed: readonly T[], fallback: OptionDefault<T>): OptionSpec<T> => spec((m, n, v) => checkOneOf(m, n, v, allowed), fallback, false),
   /** A token id or null (range checks against a vocabulary are the class's). */
   nullableInteger: (fallback: number | null = null): OptionSpec<number | null> =>
     spec(
@@ -52,7 +53,7 @@ export const option = {
       false,
     ),
   /** Any other check. */
-  custom: <T>(check: (module: string, name: string, value: unknown) => T, fallback: Default<T> | 'required'): OptionSpec<T> =>
+  custom: <T>(check: (module: string, name: string, value: unknown) => T, fallback: OptionDefault<T> | 'required'): OptionSpec<T> =>
     spec(check, fallback === 'required' ? undefined : fallback, fallback === 'required'),
 };
 
