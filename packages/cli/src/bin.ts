@@ -3,9 +3,11 @@
  * The `mie` command line.
  *
  *   mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume | --force]
+ *   mie train lm [--minutes N] [--out DIR] [--seed N] [--resume | --force]
  *   mie train iris [--out DIR] [--seed N] [--resume | --force]
  *   mie eval g2p [--model DIR] [--json] [--beams N]
  *   mie pronounce [--model DIR] [--beams N] WORD...
+ *   mie generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--num-beams B]
  *   mie inspect --model DIR
  *   mie --version, mie --help, mie COMMAND --help
  *
@@ -19,7 +21,9 @@ import { parseArgs } from 'node:util';
 import { MieConfigError, MieError, tf } from '@mie/core';
 import { bundledModelSource } from '@mie/g2p-en';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
+import { generate } from './generate';
 import { MAX_MINUTES, trainG2P } from './train-g2p';
+import { trainLM } from './train-lm';
 
 /**
  * Most beams `--beams` takes. Beam search keeps `beams x batch` sequences with their caches: far
@@ -28,6 +32,10 @@ import { MAX_MINUTES, trainG2P } from './train-g2p';
  */
 export const MAX_BEAMS = 64;
 const MAX_BEAMS_TEXT = String(MAX_BEAMS);
+/** Most characters `mie generate` writes in one call. */
+export const MAX_NEW_TOKENS = 100_000;
+/** Highest `--temperature`: far above 1 sampling is uniform noise. */
+const MAX_TEMPERATURE = 100;
 
 /** Each command's usage line and what it does, in the order `mie --help` lists them. */
 const COMMANDS: ReadonlyArray<{ name: string; usage: string; summary: string; details: string }> = [
@@ -42,6 +50,20 @@ the best dev WER, then prints test WER and PER (greedy and 5 beams) and sample w
   --out DIR    where the run goes (default runs/g2p): DIR/model, DIR/train, DIR/metrics.json, plots
   --seed N     the seed of initialisation, shuffling and dropout (default 1)
   --resume     continue the run in DIR exactly (its architecture, data order and step)
+  --force      delete the files a run writes in DIR (never others) and start over`,
+  },
+  {
+    name: 'train lm',
+    usage: 'mie train lm [--minutes N] [--out DIR] [--seed N] [--resume | --force]',
+    summary: 'train a character language model (default 10 minutes, out runs/lm)',
+    details: `Trains a decoder-only transformer to predict the next character of the Brown Corpus for N
+minutes (fractional allowed; default 10), keeps the checkpoint with the best validation bits per
+character, then prints validation and test bits per character against the unigram and bigram
+baselines, and sampled continuations.
+  --minutes N  the training budget in minutes (0 < N <= ${MAX_MINUTES})
+  --out DIR    where the run goes (default runs/lm): DIR/model, DIR/train, DIR/metrics.json, DIR/loss-curve.png
+  --seed N     the seed of initialisation, the training windows and the samples (default 1)
+  --resume     continue the run in DIR exactly (its architecture, schedule, data order and step)
   --force      delete the files a run writes in DIR (never others) and start over`,
   },
   {
@@ -72,6 +94,22 @@ the best dev WER, then prints test WER and PER (greedy and 5 beams) and sample w
   --model DIR  a model directory, e.g. runs/g2p/model; default: the pretrained English model of
                @mie/g2p-en (so \`npx mie pronounce hello\` works right after install)
   --beams N    beam search with N beams (1 to ${MAX_BEAMS_TEXT}; default 1, greedy)`,
+  },
+  {
+    name: 'generate',
+    usage: 'mie generate --model DIR --prompt TEXT [--max-new-tokens N] [OPTIONS]',
+    summary: 'continue a text with a character language model',
+    details: `Prints the prompt and its continuation by a model of "mie train lm", character by character as
+they come. Greedy unless --temperature, --top-k or --top-p is given (then sampled); --num-beams
+runs beam search. Longer continuations than the model's context slide a window over the text.
+  --model DIR           a model directory (runs/lm/model) or a run directory of mie train lm (runs/lm)
+  --prompt TEXT         the start of the text ("" starts a document from nothing)
+  --max-new-tokens N    characters to generate at most (1 to ${MAX_NEW_TOKENS}; default 200); a document's end stops earlier
+  --temperature T       sample with temperature T (0 to ${MAX_TEMPERATURE}; 0 is greedy)
+  --top-k K             sample among the K most probable characters
+  --top-p P             sample from the smallest set of characters whose probability reaches P (0 < P <= 1)
+  --seed S              the seed of the sampling (default 1)
+  --num-beams B         beam search with B beams (1 to ${MAX_BEAMS_TEXT}; default 1; not with sampling)`,
   },
   {
     name: 'inspect',
@@ -109,9 +147,11 @@ export class MieUsageError extends MieConfigError {}
 /** The options each command accepts (`--help` goes with all). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   'train g2p': ['minutes', 'out', 'seed', 'resume', 'force'],
+  'train lm': ['minutes', 'out', 'seed', 'resume', 'force'],
   'train iris': ['out', 'seed', 'resume', 'force'],
   'eval g2p': ['model', 'json', 'beams'],
   pronounce: ['model', 'beams'],
+  generate: ['model', 'prompt', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'num-beams'],
   inspect: ['model'],
 };
 
@@ -120,6 +160,14 @@ function positiveNumber(value: string | undefined, name: string, fallback: numbe
   if (value === undefined) return fallback;
   const parsed = /^\s*[0-9.eE+-]+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isFinite(parsed) || parsed <= 0 || parsed > max) throw new MieUsageError(`--${name} must be a number in (0, ${max}], got ${JSON.stringify(value.slice(0, 40))}`);
+  return parsed;
+}
+
+/** A number in [min, max] (`--temperature 0` is allowed); undefined when the option is absent. */
+function numberIn(value: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const parsed = /^\s*[0-9.eE+-]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(parsed) || parsed < min || parsed > max) throw new MieUsageError(`--${name} must be a number in [${min}, ${max}], got ${JSON.stringify(value.slice(0, 40))}`);
   return parsed;
 }
 
@@ -135,7 +183,7 @@ function integer(value: string | undefined, name: string, fallback: number, min:
 }
 
 /** Options whose value may be a negative number (`--minutes -1`), which parseArgs would take for an option. */
-const NUMERIC_OPTIONS = new Set(['--minutes', '--seed', '--beams']);
+const NUMERIC_OPTIONS = new Set(['--minutes', '--seed', '--beams', '--max-new-tokens', '--temperature', '--top-k', '--top-p', '--num-beams']);
 
 function parse(argv: string[]) {
   // `--minutes -1` -> `--minutes=-1`, so that the value is checked (and refused) as a number.
@@ -157,6 +205,12 @@ function parse(argv: string[]) {
         model: { type: 'string' },
         json: { type: 'boolean' },
         beams: { type: 'string' },
+        prompt: { type: 'string' },
+        'max-new-tokens': { type: 'string' },
+        temperature: { type: 'string' },
+        'top-k': { type: 'string' },
+        'top-p': { type: 'string' },
+        'num-beams': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -191,7 +245,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const [option, value] of Object.entries(values)) {
     if (value !== undefined && !allowed.includes(option)) throw new MieUsageError(`mie ${name} takes no --${option}`);
   }
-  const extra = name === 'pronounce' ? [] : name === 'inspect' ? [target, ...rest].filter((p) => p !== undefined) : rest;
+  const extra = name === 'pronounce' ? [] : name === 'inspect' || name === 'generate' ? [target, ...rest].filter((p) => p !== undefined) : rest;
   if (extra.length) throw new MieUsageError(`mie ${name} takes no argument ${JSON.stringify(extra[0].slice(0, 40))}`);
   const seed = integer(values.seed, 'seed', 1, 0);
   const needModel = () => {
@@ -206,6 +260,24 @@ export async function main(argv: string[]): Promise<number> {
   if (name === 'train g2p') {
     const metrics = await trainG2P({ minutes: positiveNumber(values.minutes, 'minutes', 10, MAX_MINUTES), out: values.out ?? 'runs/g2p', seed, resume, force });
     return Number.isFinite(metrics.test.greedy.wer) ? 0 : 1;
+  }
+  if (name === 'train lm') {
+    const metrics = await trainLM({ minutes: positiveNumber(values.minutes, 'minutes', 10, MAX_MINUTES), out: values.out ?? 'runs/lm', seed, resume, force });
+    return Number.isFinite(metrics.test.model) ? 0 : 1;
+  }
+  if (name === 'generate') {
+    if (values.prompt === undefined) throw new MieUsageError('generate needs --prompt TEXT');
+    const topP = numberIn(values['top-p'], 'top-p', 0, 1);
+    if (topP === 0) throw new MieUsageError(`--top-p must be a number in (0, 1], got "0"`);
+    await generate(needModel(), values.prompt, {
+      maxNewTokens: integer(values['max-new-tokens'], 'max-new-tokens', 200, 1, MAX_NEW_TOKENS),
+      temperature: numberIn(values.temperature, 'temperature', 0, MAX_TEMPERATURE),
+      topK: values['top-k'] === undefined ? undefined : integer(values['top-k'], 'top-k', 0, 1),
+      topP,
+      seed,
+      numBeams: integer(values['num-beams'], 'num-beams', 1, 1, MAX_BEAMS),
+    });
+    return 0;
   }
   if (name === 'train iris') {
     await trainIris({ out: values.out ?? 'runs/iris', seed, resume, force });
