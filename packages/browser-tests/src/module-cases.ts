@@ -8,7 +8,7 @@ import { FeedForwardBlock, FeedForwardClassifier, FeedForwardNN, LayerNorm, Line
 import { ALiBiAttention, GroupedQueryAttention, MultiHeadAttention, ScaledDotProductAttention, SimpleAttention } from '@mie/attention';
 import { PositionalEncoding, RotaryPositionEncoding } from '@mie/positional';
 import { TokenEmbedding } from '@mie/embeddings';
-import { EncoderDecoderTransformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer } from '@mie/transformer';
+import { DecoderOnlyTransformer, EncoderDecoderTransformer, Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer } from '@mie/transformer';
 import type { ConfigurableModule, InputFactory } from '@mie/test-utils/backend-agreement';
 import { withInputScale } from '@mie/test-utils/test-modules';
 
@@ -56,6 +56,11 @@ export const MODULE_CASES: readonly ModuleCase[] = [
   { name: 'SimpleAttention', factory: () => new SimpleAttention({ inputDim: 16, attentionDim: 8 }), input: () => [x()] },
   { name: 'GroupedQueryAttention (causal)', factory: () => new GroupedQueryAttention({ dModel: 16, numHeads: 4, numKeyValueHeads: 2 }), input: () => [x(), { causal: true }] },
   { name: 'ALiBiAttention', factory: () => new ALiBiAttention({ hiddenSize: 16, numHeads: 8 }), input: () => [x()] },
+  {
+    name: 'MultiHeadAttention (grouped heads, ALiBi, causal)',
+    factory: () => new MultiHeadAttention({ inputDim: 16, numHeads: 4, numKeyValueHeads: 2, positionalEncoding: 'alibi', maxSeqLength: 16 }),
+    input: () => [x(), x(), x(), { causal: true }],
+  },
   // @mie/positional
   { name: 'PositionalEncoding (learned, offset)', factory: () => new PositionalEncoding({ dModel: 8, maxSeqLength: 16, encodingType: 'learned' }), input: () => [normal([2, 5, 8], 11), { offset: 9 }] },
   { name: 'PositionalEncoding (sinusoidal)', factory: () => new ScaledPositional({ dModel: 8, maxSeqLength: 16 }), input: () => [normal([2, 5, 8], 11), { offset: 3 }] },
@@ -91,6 +96,21 @@ export const MODULE_CASES: readonly ModuleCase[] = [
     name: 'EncoderDecoderTransformer (padding from padTokenId)',
     factory: () => new EncoderDecoderTransformer({ srcVocabSize: 13, tgtVocabSize: 11, dModel: 16, numHeads: 2, numEncoderLayers: 2, numDecoderLayers: 1, dFf: 32, padTokenId: 0 }),
     input: () => [ids([[3, 4, 5, 6, 0], [7, 8, 0, 0, 0]]), ids([[1, 2, 3], [1, 4, 0]])],
+  },
+  {
+    name: 'Transformer (continuous features, input and output projections)',
+    factory: () => new Transformer({ dModel: 16, numHeads: 2, numLayers: 2, dFf: 32, maxSeqLength: 16, inputDim: 6, outputDim: 3 }),
+    input: () => [normal([2, 5, 6], 12)],
+  },
+  {
+    name: 'DecoderOnlyTransformer (rotary, grouped heads, pre-norm)',
+    factory: () => new DecoderOnlyTransformer({ vocabSize: 10, dModel: 16, numHeads: 4, numKeyValueHeads: 2, numLayers: 2, dFf: 32, maxSeqLength: 16, positionalEncoding: 'rotary', normFirst: true }),
+    input: () => [randomIds(10, 5, 5)],
+  },
+  {
+    name: 'DecoderOnlyTransformer (ALiBi, padding from padTokenId)',
+    factory: () => new DecoderOnlyTransformer({ vocabSize: 10, dModel: 16, numHeads: 2, numLayers: 1, dFf: 32, maxSeqLength: 16, positionalEncoding: 'alibi', padTokenId: 0 }),
+    input: () => [ids([[0, 0, 3, 4, 5], [6, 7, 8, 9, 1]])],
   },
   // Training mode: MIE's dropout (host-drawn masks) and the gradients through it.
   {
