@@ -23,44 +23,24 @@ import {
 } from '@mie/core';
 import { KeyValueCache } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
-import { LayerNorm, LinearLayer, type ActivationName } from '@mie/layers';
+import { LayerNorm, LinearLayer } from '@mie/layers';
 import { PositionalEncoding } from '@mie/positional';
 import type { DecodingSpec, DecodingStartOptions, DecodingState } from './decoding';
 import { embedWithPositions } from './embed-positions';
 import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
-import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
+import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type ModelOptions } from './model-options';
 import { checkStackMemory } from './stack-memory';
 import { layerOptions } from './stack-options';
 import { TransformerDecoderLayer } from './transformer-decoder-layer';
 
 const NAME = 'DecoderOnlyTransformer';
 
-/** Options of {@link DecoderOnlyTransformer}. */
-export interface DecoderOnlyTransformerOptions {
+/** Options of {@link DecoderOnlyTransformer}: the shared {@link ModelOptions} and these. */
+export interface DecoderOnlyTransformerOptions extends ModelOptions {
   /** Token vocabulary size. */
   vocabSize: number;
-  /** Model width. Default 512. */
-  dModel?: number;
-  /** Attention (query) heads. Default 8. */
-  numHeads?: number;
-  /** Key/value heads (grouped-query attention); divides `numHeads`. Default `numHeads`. */
-  numKeyValueHeads?: number;
   /** Decoder blocks. Default 6. */
   numLayers?: number;
-  /** Feed-forward width. Default 2048. */
-  dFf?: number;
-  /** Dropout. Default 0.1. */
-  dropout?: number;
-  /** Longest sequence (prompt and generated tokens). Default 5000. */
-  maxSeqLength?: number;
-  /** `'sinusoidal'` (default), `'learned'`, `'rotary'`, `'alibi'` or `'none'`. */
-  positionalEncoding?: PositionalEncodingKind;
-  /** Feed-forward activation. Default `'relu'`. */
-  activation?: ActivationName;
-  /** Pre-norm blocks and a final norm (GPT-2) when true; post-norm (default, as PyTorch's layers) when false. */
-  normFirst?: boolean;
-  /** Layer-norm epsilon. Default 1e-5. */
-  layerNormEps?: number;
   /** Padding token: padding masks are derived from it and its embedding row stays zero. Default null. */
   padTokenId?: number | null;
   /** The output projection is the embedding matrix (no bias). Default true. */

@@ -11,6 +11,34 @@ import { checkActivation, type ActivationName } from '@mie/layers';
 export const POSITIONAL_ENCODINGS = ['sinusoidal', 'learned', 'rotary', 'alibi', 'none'] as const;
 export type PositionalEncodingKind = (typeof POSITIONAL_ENCODINGS)[number];
 
+/** The options every stack and model takes (each class adds its own and may document these further). */
+export interface ModelOptions {
+  /** Model width; divisible by `numHeads`. Default 512. */
+  dModel?: number;
+  /** Attention (query) heads. Default 8. */
+  numHeads?: number;
+  /** Key/value heads (grouped-query attention); divides `numHeads`. Default `numHeads`. */
+  numKeyValueHeads?: number;
+  /** Width of the feed-forward sub-layers. Default 2048. */
+  dFf?: number;
+  /** Dropout after the positions and each sub-layer, in the feed-forward block and on attention weights. Default 0.1. */
+  dropout?: number;
+  /** Longest sequence. Default 5000. */
+  maxSeqLength?: number;
+  /** Feed-forward activation: `'relu'` (default), `'gelu'` (exact erf) or another @mie/layers activation. */
+  activation?: ActivationName;
+  /** Pre-norm layers and a final norm when true; post-norm (the paper's and PyTorch's default, no final norm) when false. */
+  normFirst?: boolean;
+  /** Epsilon of the layer norms. Default 1e-5. */
+  layerNormEps?: number;
+  /**
+   * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the inputs (then dropout),
+   * `'rotary'` embeddings inside self-attention (an even head size), `'alibi'` linear biases on the
+   * self-attention scores, or `'none'`.
+   */
+  positionalEncoding?: PositionalEncodingKind;
+}
+
 /** The options shared by layers, stacks and models, in the order configs keep them. */
 export const MODEL_OPTIONS = {
   dModel: option.positiveInteger(512),

@@ -1,41 +1,16 @@
 /** Options shared by the encoder and decoder stacks (see model-options.ts for the shared table). */
 import { MieConfigError, errorMessage, option, resolveOptions } from '@mie/core';
-import type { ActivationName } from '@mie/layers';
 import type { TransformerLayerOptions } from './layer-options';
-import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
+import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type ModelOptions, type PositionalEncodingKind } from './model-options';
 
 export { POSITIONAL_ENCODINGS, type PositionalEncodingKind } from './model-options';
 
 /** Options of {@link TransformerEncoder} and {@link TransformerDecoder} (the design's names). */
-export interface TransformerStackOptions {
+export interface TransformerStackOptions extends ModelOptions {
   /** Token vocabulary size. */
   vocabSize: number;
-  /** Model width. Default 512. */
-  dModel?: number;
-  /** Attention heads. Default 8. */
-  numHeads?: number;
-  /** Key/value heads (grouped-query attention); divides `numHeads`. Default `numHeads`. */
-  numKeyValueHeads?: number;
   /** Number of layers. Default 6. */
   numLayers?: number;
-  /** Width of the feed-forward sub-layers. Default 2048. */
-  dFf?: number;
-  /** Dropout. Default 0.1. */
-  dropout?: number;
-  /** Longest sequence. Default 5000. */
-  maxSeqLength?: number;
-  /** Feed-forward activation. Default `'relu'`. */
-  activation?: ActivationName;
-  /** Pre-norm layers and a final norm when true; post-norm (default) when false. */
-  normFirst?: boolean;
-  /** Layer-norm epsilon. Default 1e-5. */
-  layerNormEps?: number;
-  /**
-   * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the embeddings,
-   * `'rotary'` embeddings inside self-attention, `'alibi'` linear biases on the self-attention
-   * scores, or `'none'`.
-   */
-  positionalEncoding?: PositionalEncodingKind;
   /** Token id whose embedding row is kept at zero and never trained (`TokenEmbedding.paddingIdx`). Default none. */
   paddingIdx?: number | null;
 }

@@ -23,42 +23,20 @@ import {
   type ForwardMethods,
 } from '@mie/core';
 import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from '@mie/attention';
-import { LayerNorm, LinearLayer, type ActivationName } from '@mie/layers';
+import { LayerNorm, LinearLayer } from '@mie/layers';
 import { PositionalEncoding, SinusoidalEncoding } from '@mie/positional';
-import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
+import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type ModelOptions } from './model-options';
 import { layerOptions } from './stack-options';
 import { TransformerEncoderLayer } from './transformer-encoder-layer';
 
 const NAME = 'Transformer';
 
-/** Options of {@link Transformer} (the design's `Transformer` arguments in camelCase). */
-export interface TransformerOptions {
-  /** Model width; divisible by `numHeads`. Default 512. */
-  dModel?: number;
-  /** Attention (query) heads. Default 8. */
-  numHeads?: number;
-  /** Key/value heads (grouped-query attention); divides `numHeads`. Default `numHeads`. */
-  numKeyValueHeads?: number;
+/** Options of {@link Transformer} (the design's `Transformer` arguments in camelCase): the shared {@link ModelOptions} and these. */
+export interface TransformerOptions extends ModelOptions {
   /** Encoder layers. Default 6. */
   numLayers?: number;
-  /** Width of each layer's feed-forward sub-layer. Default 2048. */
-  dFf?: number;
-  /** Dropout after the positions, after each sub-layer, in the feed-forward block and on attention weights. Default 0.1. */
-  dropout?: number;
   /** Longest sequence the positions cover (not checked with `'none'`). Default 5000. */
   maxSeqLength?: number;
-  /** Feed-forward activation: `'relu'` (default), `'gelu'` (exact erf) or another @mie/layers activation. */
-  activation?: ActivationName;
-  /** Pre-norm layers and a final `norm` when true; post-norm (the paper's and PyTorch's default, no final norm) when false. */
-  normFirst?: boolean;
-  /** Epsilon of the layer norms. Default 1e-5. */
-  layerNormEps?: number;
-  /**
-   * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the (projected) inputs,
-   * then dropout, as `PositionalEncoding` does; `'rotary'` embeddings inside self-attention (an even
-   * head size `dModel / numHeads`); `'alibi'` linear biases on the self-attention scores; or `'none'`.
-   */
-  positionalEncoding?: PositionalEncodingKind;
   /** Width of the input features. Default `dModel`; when it differs, `inputProjection` maps to `dModel`. */
   inputDim?: number;
   /** When set, `outputProjection` maps the output to this width; default `null`: outputs are `[b, t, dModel]`. */

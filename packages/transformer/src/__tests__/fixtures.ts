@@ -24,15 +24,20 @@ export const FIXTURE_FILE = path.join(__dirname, '../../fixtures/transformer-par
 
 /** The fixture's case descriptions, from the file's header alone (no tensors, so no backend needed). */
 export function parityCases(): Record<string, ParityCase> {
-  const bytes = fs.readFileSync(FIXTURE_FILE);
+  return fixtureCases<ParityCase>(FIXTURE_FILE);
+}
+
+/** The `cases` metadata of a fixture file written by scripts/fixtures/*.py, read from its header alone. */
+export function fixtureCases<T>(file: string): Record<string, T> {
+  const bytes = fs.readFileSync(file);
   const headerLength = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLength)) as { __metadata__: Record<string, string> };
-  return JSON.parse(header.__metadata__['cases']) as Record<string, ParityCase>;
+  return JSON.parse(header.__metadata__['cases']) as Record<string, T>;
 }
 
 /** Every tensor of one case: `state` (PyTorch names) and the named inputs and outputs. The caller disposes them. */
-export function loadCase(name: string): { state: Record<string, tf.Tensor>; tensors: Record<string, tf.Tensor> } {
-  const { tensors: all } = readSafetensors(new Uint8Array(fs.readFileSync(FIXTURE_FILE)));
+export function loadCase(name: string, file = FIXTURE_FILE): { state: Record<string, tf.Tensor>; tensors: Record<string, tf.Tensor> } {
+  const { tensors: all } = readSafetensors(new Uint8Array(fs.readFileSync(file)));
   const state: Record<string, tf.Tensor> = {};
   const tensors: Record<string, tf.Tensor> = {};
   for (const [key, tensor] of Object.entries(all)) {
