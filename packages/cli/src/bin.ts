@@ -22,7 +22,8 @@ import { MieConfigError, MieError, tf } from '@mie/core';
 import { bundledModelSource } from '@mie/g2p-en';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
 import { generate } from './generate';
-import { MAX_MINUTES, trainG2P } from './train-g2p';
+import { trainG2P } from './train-g2p';
+import { MAX_MINUTES } from './training-run';
 import { trainLM } from './train-lm';
 
 /**

@@ -1,6 +1,7 @@
 /** @mie/cli: the `mie` command line, the G2P task and the character language model it trains. */
 export { main, run, MieUsageError, type ConsoleLike } from './bin';
-export { trainG2P, evaluateG2P, architectureFor, effectiveMinutes, MAX_MINUTES, type TrainG2POptions, type G2PMetrics, type DecodeReport } from './train-g2p';
+export { MAX_MINUTES, checkRunOptions, openRun, fitAndKeepBest, deviceLine, type RunOptions, type OpenedRun, type KeptModel } from './training-run';
+export { trainG2P, evaluateG2P, architectureFor, effectiveMinutes, type TrainG2POptions, type G2PMetrics, type DecodeReport } from './train-g2p';
 export { evalG2P, pronounce, inspect, trainIris, type TrainIrisOptions } from './commands';
 export { trainLM, scoreWindows, LM_ARCHITECTURE, type TrainLMOptions, type LMMetrics, type LMRunConfig, type SplitReport } from './train-lm';
 export { CharLanguageModel, type CharLanguageModelConfig, type CharTransformerOptions, type GenerateTextOptions } from './char-language-model';

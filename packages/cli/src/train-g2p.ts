@@ -14,9 +14,8 @@
  * directory that already holds a run is refused unless `resume` or `force` is given (see
  * run-directory.ts).
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, MieConfigError, causeMessage, checkOptions, getDevice, ready, setSeed, tf, type DeviceInfo } from '@mie/core';
+import { getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
 import {
   AdamW,
   ShuffledBatches,
@@ -25,7 +24,6 @@ import {
   noDecayForBiasesAndNorms,
   padBatch,
   scaledInverseSquareRootSchedule,
-  type FitResult,
 } from '@mie/training';
 import { renderAttentionHeatmap } from '@mie/plot';
 import { loadG2PSplits, type G2PEntry } from './g2p-data';
@@ -33,25 +31,11 @@ import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from '@mie/g2p-en';
 import { g2pErrorRates } from './metrics';
 import { renderLossCurve } from './loss-curve';
 import { readRunConfig } from './run-config';
-import { G2P_RUN, prepareRunDirectory, writeRunFiles as writeFiles } from './run-directory';
+import { G2P_RUN } from './run-directory';
+import { checkRunOptions, deviceLine, fitAndKeepBest, openRun, runFileWriter, type RunOptions } from './training-run';
 
 /** Options of {@link trainG2P}. */
-export interface TrainG2POptions {
-  /** Wall-clock minutes of training (evaluation on dev included; the final test report comes after). */
-  minutes: number;
-  /** Output directory. */
-  out: string;
-  seed: number;
-  /** Continue the run in `out` (from `out/train/last`, with the architecture in `out/train/g2p-config.json`). */
-  resume?: boolean;
-  /**
-   * Start over in an `out` that holds a run: remove the files a run writes there (`train/`,
-   * `model/`, `metrics.json`, `loss-curve.png`, `attention-*.png`), never others. Without
-   * `resume` or `force`, an `out` holding a run is a `MieConfigError`.
-   */
-  force?: boolean;
-  /** Where progress lines go. Default console.log. */
-  log?: (line: string) => void;
+export interface TrainG2POptions extends RunOptions {
   /** Use only this many training words (tests, smoke runs). */
   maxTrainWords?: number;
   /** Dev words used to pick the best checkpoint. Default 1000. */
@@ -143,16 +127,9 @@ const OPTIONS = [
   'minutes', 'out', 'seed', 'resume', 'force', 'log', 'maxTrainWords', 'devWords', 'testWords', 'numBeams', 'transformer', 'logEvery', 'progress',
 ] as const;
 /** The longest budget accepted, in minutes (10 weeks): beyond it step counts stop being meaningful. */
-export const MAX_MINUTES = 100_000;
 
 function checkTrainOptions(options: TrainG2POptions): void {
-  checkOptions(NAME, options, OPTIONS);
-  const { minutes, out, seed } = options;
-  if (typeof minutes !== 'number' || !Number.isFinite(minutes) || minutes <= 0 || minutes > MAX_MINUTES) {
-    throw new MieConfigError(`${NAME}: --minutes must be a number in (0, ${MAX_MINUTES}]. Received: ${typeof minutes === 'number' ? minutes : typeof minutes}.`);
-  }
-  if (typeof out !== 'string' || out === '') throw new MieConfigError(`${NAME}: --out must be a directory path. Received: ${typeof out === 'string' ? '""' : typeof out}.`);
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0) throw new MieConfigError(`${NAME}: --seed must be an integer >= 0. Received: ${String(seed)}.`);
+  checkRunOptions(NAME, options, OPTIONS);
 }
 
 /**
@@ -171,30 +148,15 @@ async function resumedModel(file: string, checkpointBytes: number): Promise<{ co
 }
 
 /** Writes `files` into `dir` atomically; a failure is a `MieSerializationError` naming the directory. */
-const writeRunFiles = (dir: string, files: Array<[string, Uint8Array]>) => writeFiles(NAME, dir, files);
+const writeRunFiles = runFileWriter(NAME);
 
 /** Trains, evaluates and writes the artefacts; resolves to the metrics. */
 export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
   checkTrainOptions(options);
   const log = options.log ?? ((line: string) => console.log(line));
-  // Before anything slow: refuse an existing run, or clear it with force, or check it can resume.
-  await prepareRunDirectory(options.out, G2P_RUN, { resume: options.resume ?? false, force: options.force ?? false });
-  const device = await ready();
-  const trainDir = path.join(options.out, 'train');
-  const configFile = path.join(trainDir, 'g2p-config.json');
   // A resumed run keeps the architecture it started with, whatever the device is now; its config
   // is checked before the dictionary is read.
-  let resumed: { config: G2PModelConfig; model: G2PModel } | undefined;
-  if (options.resume) {
-    const checkpoint = path.join(trainDir, 'last', 'checkpoint.safetensors');
-    const size = await fs.stat(checkpoint).then(
-      (stats) => stats.size,
-      (error: unknown) => {
-        throw new MieConfigError(`${NAME}: cannot resume: cannot read ${checkpoint}: ${causeMessage(error)}`, { cause: error });
-      },
-    );
-    resumed = await resumedModel(configFile, size);
-  }
+  const { device, trainDir, resumed } = await openRun(NAME, options, G2P_RUN, 'g2p-config.json', resumedModel);
   // Whatever fails from here on, the models are freed (dispose is idempotent).
   const models: G2PModel[] = resumed ? [resumed.model] : [];
   try {
@@ -218,7 +180,7 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
       models.push(model);
       await writeRunFiles(trainDir, [['g2p-config.json', new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n')]]);
     }
-    log(`device: ${device.backend} (${device.package}${device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : ''})`);
+    log(deviceLine(device));
     log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
     log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.transformer)}`);
 
@@ -262,26 +224,15 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
       log,
       countTokens: (batch) => batch.tokens,
     });
-    let result: FitResult;
-    try {
-      result = await trainer.fit({ resume: options.resume ?? false });
-    } finally {
-      optimizer.dispose();
-    }
-    // The final weights may beat the last evaluation: evaluate them too, then keep the best.
-    const finalDev = (await evaluateG2P(model, devEntries)).wer;
-    let best: G2PModel = model;
-    let bestDevWer = finalDev;
-    let bestStep: number | null = result.step; // the final weights, unless an evaluation beat them
-    if (result.bestMetric !== null && result.bestMetric < finalDev) {
-      best = (await BaseModel.load(path.join(trainDir, 'best'))) as G2PModel;
-      models.push(best);
-      bestDevWer = result.bestMetric;
-      bestStep = result.bestStep;
-      model.dispose();
-    }
-    best.eval();
-    await best.save(path.join(options.out, 'model'));
+    const { result, best, bestMetric: bestDevWer, bestStep } = await fitAndKeepBest(trainer, {
+      model,
+      out: options.out,
+      trainDir,
+      resume: options.resume ?? false,
+      evaluate: async (m) => (await evaluateG2P(m, devEntries)).wer,
+      dispose: () => optimizer.dispose(),
+      models,
+    });
     log(`training: ${result.step} steps, ${result.epoch} full epochs, stopped by ${result.stoppedBy}; best dev WER ${percent(bestDevWer)}`);
 
     const greedy = await evaluateG2P(best, testEntries, 1);

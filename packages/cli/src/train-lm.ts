@@ -14,34 +14,18 @@
  * splits are scored only after training. The same directory rules, atomic writes and resume as
  * `mie train g2p` (see run-directory.ts).
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, MieConfigError, causeMessage, checkOptions, getDevice, ready, setSeed, tf, type DeviceInfo } from '@mie/core';
-import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms, valueAndGradients, type FitResult } from '@mie/training';
+import { MieConfigError, checkOptions, getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
+import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms, valueAndGradients } from '@mie/training';
 import { CharLanguageModel, type CharLanguageModelConfig, type CharTransformerOptions } from './char-language-model';
 import { CharVocabulary, PAD, RandomWindows, loadLMSplits, ngramBaselines, scoringWindows, type BitsPerCharacter, type LMDocument, type ScoringWindow, type WindowBatch } from './lm-data';
 import { renderLossCurve } from './loss-curve';
 import { readRunConfig } from './run-config';
-import { LM_RUN, prepareRunDirectory, writeRunFiles as writeFiles } from './run-directory';
-import { MAX_MINUTES } from './train-g2p';
+import { LM_RUN } from './run-directory';
+import { checkRunOptions, deviceLine, fitAndKeepBest, openRun, runFileWriter, type RunOptions } from './training-run';
 
 /** Options of {@link trainLM}. */
-export interface TrainLMOptions {
-  /** Wall-clock minutes of training (evaluations on the validation sample included; the final report comes after). */
-  minutes: number;
-  /** Output directory. */
-  out: string;
-  seed: number;
-  /** Continue the run in `out` (from `out/train/last`, with the architecture and schedule in `out/train/lm-config.json`). */
-  resume?: boolean;
-  /**
-   * Start over in an `out` that holds a run: remove the files a run writes there (`train/`,
-   * `model/`, `metrics.json`, `loss-curve.png`), never others. Without `resume` or `force`, an
-   * `out` holding a run is a `MieConfigError`.
-   */
-  force?: boolean;
-  /** Where progress lines go. Default console.log. */
-  log?: (line: string) => void;
+export interface TrainLMOptions extends RunOptions {
   /** Stop after this many steps in total (tests, smoke runs); also the length of the learning-rate schedule. */
   maxSteps?: number;
   /** Use only the first this many training documents (tests). */
@@ -141,16 +125,10 @@ const EVALUATIONS = 10;
 /** Sampling of the report's continuations. */
 const SAMPLE_TEMPERATURE = 0.8;
 
-const writeRunFiles = (dir: string, files: Array<[string, Uint8Array]>) => writeFiles(NAME, dir, files);
+const writeRunFiles = runFileWriter(NAME);
 
 function checkTrainOptions(options: TrainLMOptions): void {
-  checkOptions(NAME, options, OPTIONS);
-  const { minutes, out, seed } = options;
-  if (typeof minutes !== 'number' || !Number.isFinite(minutes) || minutes <= 0 || minutes > MAX_MINUTES) {
-    throw new MieConfigError(`${NAME}: --minutes must be a number in (0, ${MAX_MINUTES}]. Received: ${typeof minutes === 'number' ? minutes : typeof minutes}.`);
-  }
-  if (typeof out !== 'string' || out === '') throw new MieConfigError(`${NAME}: --out must be a directory path. Received: ${typeof out === 'string' ? '""' : typeof out}.`);
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0) throw new MieConfigError(`${NAME}: --seed must be an integer >= 0. Received: ${String(seed)}.`);
+  checkRunOptions(NAME, options, OPTIONS);
   for (const key of ['maxSteps', 'trainDocuments', 'validationDocuments', 'testDocuments', 'selectionWindows', 'batchSize', 'samples', 'sampleLength'] as const) {
     const value = options[key];
     if (value !== undefined && !(Number.isSafeInteger(value) && value >= (key === 'samples' ? 0 : 1))) {
@@ -235,23 +213,8 @@ async function plannedSteps(model: CharLanguageModel, batch: WindowBatch, select
 export async function trainLM(options: TrainLMOptions): Promise<LMMetrics> {
   checkTrainOptions(options);
   const log = options.log ?? ((line: string) => console.log(line));
-  // Before anything slow: refuse an existing run, or clear it with force, or check it can resume.
-  await prepareRunDirectory(options.out, LM_RUN, { resume: options.resume ?? false, force: options.force ?? false });
-  const device = await ready();
-  const trainDir = path.join(options.out, 'train');
-  const configFile = path.join(trainDir, 'lm-config.json');
   // A resumed run keeps its architecture and schedule; its config is checked before the corpus is read.
-  let resumed: { config: LMRunConfig; model: CharLanguageModel } | undefined;
-  if (options.resume) {
-    const checkpoint = path.join(trainDir, 'last', 'checkpoint.safetensors');
-    const size = await fs.stat(checkpoint).then(
-      (stats) => stats.size,
-      (error: unknown) => {
-        throw new MieConfigError(`${NAME}: cannot resume: cannot read ${checkpoint}: ${causeMessage(error)}`, { cause: error });
-      },
-    );
-    resumed = await resumedRun(configFile, size);
-  }
+  const { device, trainDir, resumed } = await openRun(NAME, options, LM_RUN, 'lm-config.json', resumedRun);
   // Whatever fails from here on, the models are freed (dispose is idempotent).
   const models: CharLanguageModel[] = resumed ? [resumed.model] : [];
   try {
@@ -296,7 +259,7 @@ export async function trainLM(options: TrainLMOptions): Promise<LMMetrics> {
       await writeRunFiles(trainDir, [['lm-config.json', new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n')]]);
     }
     const trainTokens = train.reduce((n, ids) => n + ids.length, 0);
-    log(`device: ${device.backend} (${device.package}${device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : ''})`);
+    log(deviceLine(device));
     log(`data: Brown Corpus, ${trainDocuments.length} train / ${splits.validation.length} validation / ${splits.test.length} test documents; ${trainTokens.toLocaleString('en')} training tokens, ${vocabulary.size} ids`);
     log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.model.transformer)}`);
     log(`schedule: cosine over ${config.scheduleSteps} steps of ${config.batchSize} x ${model.contextLength} tokens, peak lr ${config.peakLr}, evaluation every ${config.evalEvery} steps`);
@@ -322,27 +285,15 @@ export async function trainLM(options: TrainLMOptions): Promise<LMMetrics> {
       log,
       countTokens: (batch) => batch.tokens,
     });
-    let result: FitResult;
-    try {
-      result = await trainer.fit({ resume: options.resume ?? false });
-    } finally {
-      optimizer.dispose();
-    }
-    // The final weights may beat the last evaluation: evaluate them too, then keep the best.
-    model.eval();
-    const finalBpc = (await scoreWindows(model, selection)).bpc;
-    let best: CharLanguageModel = model;
-    let bestValidationBpc = finalBpc;
-    let bestStep: number | null = result.step;
-    if (result.bestMetric !== null && result.bestMetric < finalBpc) {
-      best = (await BaseModel.load(path.join(trainDir, 'best'))) as CharLanguageModel;
-      models.push(best);
-      bestValidationBpc = result.bestMetric;
-      bestStep = result.bestStep;
-      model.dispose();
-    }
-    best.eval();
-    await best.save(path.join(options.out, 'model'));
+    const { result, best, bestMetric: bestValidationBpc, bestStep } = await fitAndKeepBest(trainer, {
+      model,
+      out: options.out,
+      trainDir,
+      resume: options.resume ?? false,
+      evaluate: async (m) => (await scoreWindows(m, selection)).bpc,
+      dispose: () => optimizer.dispose(),
+      models,
+    });
     log(`training: ${result.step} steps, ${result.epoch} full epochs, stopped by ${result.stoppedBy}; best validation-sample bpc ${bestValidationBpc.toFixed(3)} (step ${bestStep})`);
 
     const report = async (name: string, documents: number[][]): Promise<SplitReport> => {

@@ -28,7 +28,7 @@ import { PositionalEncoding } from '@mie/positional';
 import type { DecodingSpec, DecodingStartOptions, DecodingState } from './decoding';
 import { embedWithPositions } from './embed-positions';
 import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
-import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type ModelOptions } from './model-options';
+import { STACK_MODEL_OPTIONS, attentionPositions, checkHeads, type ModelOptions } from './model-options';
 import { checkStackMemory } from './stack-memory';
 import { layerOptions } from './stack-options';
 import { TransformerDecoderLayer } from './transformer-decoder-layer';
@@ -55,17 +55,7 @@ export type DecoderOnlyTransformerConfig = Required<DecoderOnlyTransformerOption
 
 const OPTIONS = {
   vocabSize: option.positiveInteger('required'),
-  dModel: MODEL_OPTIONS.dModel,
-  numHeads: MODEL_OPTIONS.numHeads,
-  numKeyValueHeads: MODEL_OPTIONS.numKeyValueHeads,
-  numLayers: option.positiveInteger(6),
-  dFf: MODEL_OPTIONS.dFf,
-  dropout: MODEL_OPTIONS.dropout,
-  maxSeqLength: MODEL_OPTIONS.maxSeqLength,
-  positionalEncoding: POSITIONAL_ENCODING_OPTION,
-  activation: MODEL_OPTIONS.activation,
-  normFirst: MODEL_OPTIONS.normFirst,
-  layerNormEps: MODEL_OPTIONS.layerNormEps,
+  ...STACK_MODEL_OPTIONS,
   padTokenId: option.nullableInteger(null),
   tieEmbeddings: option.boolean(true),
   bosTokenId: option.nullableInteger(null),

@@ -60,6 +60,21 @@ export const LAYER_POSITION_OPTION: OptionSpec<AttentionPositionKind> = option.o
   resolved['useRotaryEmbeddings'] ? 'rotary' : 'none',
 );
 
+/** The options of a stack of layers (a stack, the encoder-only and decoder-only models), in config order. */
+export const STACK_MODEL_OPTIONS = {
+  dModel: MODEL_OPTIONS.dModel,
+  numHeads: MODEL_OPTIONS.numHeads,
+  numKeyValueHeads: MODEL_OPTIONS.numKeyValueHeads,
+  numLayers: option.positiveInteger(6),
+  dFf: MODEL_OPTIONS.dFf,
+  dropout: MODEL_OPTIONS.dropout,
+  maxSeqLength: MODEL_OPTIONS.maxSeqLength,
+  activation: MODEL_OPTIONS.activation,
+  normFirst: MODEL_OPTIONS.normFirst,
+  layerNormEps: MODEL_OPTIONS.layerNormEps,
+  positionalEncoding: POSITIONAL_ENCODING_OPTION,
+} as const;
+
 /** The width and head options of a layer, picked from {@link MODEL_OPTIONS}. */
 export const LAYER_MODEL_OPTIONS = pickOptions(MODEL_OPTIONS, ['numKeyValueHeads', 'dFf', 'dropout', 'maxSeqLength', 'activation', 'normFirst', 'layerNormEps']);
 

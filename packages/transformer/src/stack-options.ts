@@ -1,7 +1,7 @@
 /** Options shared by the encoder and decoder stacks (see model-options.ts for the shared table). */
 import { MieConfigError, errorMessage, option, resolveOptions } from '@mie/core';
 import type { TransformerLayerOptions } from './layer-options';
-import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type ModelOptions, type PositionalEncodingKind } from './model-options';
+import { STACK_MODEL_OPTIONS, attentionPositions, checkHeads, type ModelOptions, type PositionalEncodingKind } from './model-options';
 
 export { POSITIONAL_ENCODINGS, type PositionalEncodingKind } from './model-options';
 
@@ -19,17 +19,7 @@ export type TransformerStackConfig = Required<TransformerStackOptions>;
 
 const STACK_OPTIONS = {
   vocabSize: option.positiveInteger('required'),
-  dModel: MODEL_OPTIONS.dModel,
-  numHeads: MODEL_OPTIONS.numHeads,
-  numKeyValueHeads: MODEL_OPTIONS.numKeyValueHeads,
-  numLayers: option.positiveInteger(6),
-  dFf: MODEL_OPTIONS.dFf,
-  dropout: MODEL_OPTIONS.dropout,
-  maxSeqLength: MODEL_OPTIONS.maxSeqLength,
-  activation: MODEL_OPTIONS.activation,
-  normFirst: MODEL_OPTIONS.normFirst,
-  layerNormEps: MODEL_OPTIONS.layerNormEps,
-  positionalEncoding: POSITIONAL_ENCODING_OPTION,
+  ...STACK_MODEL_OPTIONS,
   paddingIdx: option.nullableInteger(null),
 } as const;
 

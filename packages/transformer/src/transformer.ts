@@ -25,7 +25,7 @@ import {
 import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from '@mie/attention';
 import { LayerNorm, LinearLayer } from '@mie/layers';
 import { PositionalEncoding, SinusoidalEncoding } from '@mie/positional';
-import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type ModelOptions } from './model-options';
+import { STACK_MODEL_OPTIONS, attentionPositions, checkHeads, type ModelOptions } from './model-options';
 import { layerOptions } from './stack-options';
 import { TransformerEncoderLayer } from './transformer-encoder-layer';
 
@@ -62,17 +62,7 @@ export interface TransformerOutput {
 // The shared option table (model-options.ts), in the order the config keeps them, plus the
 // feature widths of this model.
 const TRANSFORMER_OPTIONS = {
-  dModel: MODEL_OPTIONS.dModel,
-  numHeads: MODEL_OPTIONS.numHeads,
-  numKeyValueHeads: MODEL_OPTIONS.numKeyValueHeads,
-  numLayers: option.positiveInteger(6),
-  dFf: MODEL_OPTIONS.dFf,
-  dropout: MODEL_OPTIONS.dropout,
-  maxSeqLength: MODEL_OPTIONS.maxSeqLength,
-  activation: MODEL_OPTIONS.activation,
-  normFirst: MODEL_OPTIONS.normFirst,
-  layerNormEps: MODEL_OPTIONS.layerNormEps,
-  positionalEncoding: POSITIONAL_ENCODING_OPTION,
+  ...STACK_MODEL_OPTIONS,
   inputDim: option.positiveInteger((resolved) => resolved['dModel'] as number),
   outputDim: option.custom((module, name, value): number | null => (value === null ? null : checkPositiveInteger(module, name, value)), null),
 } as const;
