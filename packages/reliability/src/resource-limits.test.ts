@@ -63,6 +63,19 @@ describe('generation', () => {
     expect(sequences).toHaveLength(1);
   });
 
+  it('refuses the same for a decoder-only model, whose prompt counts too', async () => {
+    const lm = new DecoderOnlyTransformer({ vocabSize: 40, dModel: 64, numHeads: 4, numKeyValueHeads: 2, numLayers: 2, dFf: 128, maxSeqLength: 64, positionalEncoding: 'rotary' }).eval();
+    const prompt = tf.ones([1, 6], 'int32');
+    await refused('DecoderOnlyTransformer.generate', () => lm.generate(prompt, { numBeams: 1e6 }), /1000000 beams or sequences x batch 1/);
+    const huge = tf.ones([1_000_000, 6], 'int32');
+    await refused('DecoderOnlyTransformer.generate', () => lm.generate(huge, {}), /batch 1000000/);
+    huge.dispose();
+    const { sequences } = await lm.generate(prompt, { numBeams: 2, maxNewTokens: 4 });
+    expect(sequences[0]).toHaveLength(4);
+    prompt.dispose();
+    lm.dispose();
+  });
+
   it('computes 150,000 beams that fit in memory, without overflowing the stack', async () => {
     const tiny = new EncoderDecoderTransformer({ srcVocabSize: 11, tgtVocabSize: 11, dModel: 8, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 16, maxSeqLength: 10 }).eval();
     const before = tf.memory().numTensors;
