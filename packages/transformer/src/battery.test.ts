@@ -2,10 +2,12 @@ import { setBackend, setSeed, tf } from '@mie/core';
 import { runModuleTest } from '@mie/test-utils';
 import { DecoderOnlyTransformer, type DecoderOnlyTransformerOptions } from './decoder-only-transformer';
 import { EncoderDecoderTransformer } from './encoder-decoder-transformer';
+import { ImageToSequenceTransformer } from './image-to-sequence-transformer';
 import { TransformerDecoder } from './transformer-decoder';
 import { TransformerDecoderLayer } from './transformer-decoder-layer';
 import { TransformerEncoder } from './transformer-encoder';
 import { TransformerEncoderLayer } from './transformer-encoder-layer';
+import { VisionTransformerEncoder } from './vision-transformer-encoder';
 
 const linear = (i: number, o: number) => i * o + o;
 const attention = (d: number) => 4 * linear(d, d);
@@ -87,6 +89,35 @@ describe('shared module battery', () => {
       () => new DecoderOnlyTransformer({ vocabSize: 10, dModel: 16, numHeads: 4, numLayers: 2, dFf: 32, maxSeqLength: 16, ...options }),
       () => [tf.tensor2d([[3, 4, 5, 6, 7], [8, 9, 2, 0, 0]], [2, 5], 'int32')],
       { expectedParameterCount: expected },
+    );
+  });
+
+  it.each([
+    ['class token, learned positions, pre-norm gelu', { classToken: true, positionalEncoding: 'learned' as const, normFirst: true, activation: 'gelu' as const }],
+    ['2-D sinusoidal positions, post-norm', { classToken: false, positionalEncoding: 'sinusoidal' as const, normFirst: false }],
+    ['rotary positions, pre-norm', { classToken: true, positionalEncoding: 'rotary' as const, normFirst: true }],
+  ])('VisionTransformerEncoder (%s)', async (_label, options) => {
+    const patches = 6; // 8 x 12 images, 4 x 4 patches
+    const length = patches + (options.classToken ? 1 : 0);
+    await runModuleTest(
+      () => new VisionTransformerEncoder({ imageSize: [8, 12], patchSize: 4, numChannels: 2, dModel: 16, numHeads: 2, numLayers: 2, dFf: 32, ...options }),
+      () => [tf.randomUniform([2, 8, 12, 2], 0, 1, 'float32', 5)],
+      {
+        expectedParameterCount:
+          16 * 2 * 4 * 4 + 16 + (options.classToken ? 16 : 0) + (options.positionalEncoding === 'learned' ? length * 16 : 0) + 2 * encoderLayer(16, 32) + (options.normFirst ? 2 * 16 : 0),
+      },
+    );
+  });
+
+  it('ImageToSequenceTransformer (pre-norm, target padding from padTokenId)', async () => {
+    await runModuleTest(
+      () =>
+        new ImageToSequenceTransformer({
+          imageSize: [8, 12], patchSize: 4, numChannels: 1, vocabSize: 9, dModel: 16, numHeads: 2, numEncoderLayers: 2, numDecoderLayers: 1, dFf: 32,
+          maxSeqLength: 8, normFirst: true, padTokenId: 0, bosTokenId: 1, eosTokenId: 2,
+        }),
+      () => [tf.randomUniform([2, 8, 12, 1], 0, 1, 'float32', 6), tf.tensor2d([[1, 3, 4, 5], [1, 6, 0, 0]], [2, 4], 'int32')],
+      { expectedParameterCount: 16 * 16 + 16 + 6 * 16 + 2 * encoderLayer(16, 32) + 2 * 16 + 9 * 16 + decoderLayer(16, 32) + 2 * 16 + linear(16, 9) },
     );
   });
 });

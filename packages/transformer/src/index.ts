@@ -63,3 +63,22 @@ export {
   type RandomSource,
   type ScoreRow,
 } from './logits-processors';
+export {
+  VisionTransformerEncoder,
+  sinusoidalEncodings2d,
+  type ImageOptions,
+  type VisionTransformerEncoderOptions,
+  type VisionTransformerEncoderConfig,
+  type VisionTransformerEncoderCallOptions,
+  type VisionEncoderOutput,
+} from './vision-transformer-encoder';
+export {
+  ImageToSequenceTransformer,
+  type ImageToSequenceTransformerOptions,
+  type ImageToSequenceTransformerConfig,
+  type ImageToSequenceCallOptions,
+  type ImageToSequenceAttention,
+  type ImageToSequenceOutput,
+  type ImageToSequenceDecodeOptions,
+  type ImageToSequenceDecodeOutput,
+} from './image-to-sequence-transformer';
