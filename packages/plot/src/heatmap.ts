@@ -7,22 +7,18 @@
  * the x axis. Both outputs share one layout, {@link layoutHeatmap}, so callers can find any cell.
  */
 import { MieConfigError, checkOptions as checkOptionKeys, errorMessage } from '@mie/core';
-import { base64, encodePng, font, makeRaster, textWidth, writeOutput, type Raster } from './raster';
+import {
+  COLORBAR_GAP, COLORBAR_WIDTH, COLOR_MAPS, FRAME_COLOR, LABEL_GAP, PAD, TEXT_COLOR, TICK, TICK_GAP, ASCENT, DESCENT, SVG_FONT_FAMILY,
+  centredText, colorbarTickValues, cssColor, drawColorbar, drawTexts, escapeXml, fillRect, frame, heatmapColor, horizontalText, niceStep,
+  round, svgColorbarGradient, svgTexts, verticalLeftFor, verticalText, type HeatmapRect, type HeatmapText,
+} from './drawing';
+import { base64, encodePng, makeRaster, textWidth, writeOutput } from './raster';
 
 export type { ColorMapName, HeatmapOptions } from '@mie/core';
 import type { ColorMapName, HeatmapOptions } from '@mie/core';
 
-/** An axis-aligned rectangle in pixels; `x`, `y` is the top-left corner. */
-export interface HeatmapRect {
-  /** Left edge in pixels. */
-  x: number;
-  /** Top edge in pixels. */
-  y: number;
-  /** Width in pixels. */
-  width: number;
-  /** Height in pixels. */
-  height: number;
-}
+export type { HeatmapRect, HeatmapText } from './drawing';
+export { heatmapColor, niceStep, formatValue } from './drawing';
 
 /** A tick: its pixel coordinate along the axis and its label. */
 export interface HeatmapTick {
@@ -30,26 +26,6 @@ export interface HeatmapTick {
   position: number;
   /** The text drawn beside the tick. */
   label: string;
-}
-
-/** A piece of text placed by the layout: anchor point of the alphabetic baseline, and rotation. */
-export interface HeatmapText {
-  /** The text itself. */
-  text: string;
-  /** Anchor x in pixels. */
-  x: number;
-  /** Anchor y in pixels: the alphabetic baseline (for vertical text, the anchor along the text). */
-  y: number;
-  /** `'start'`, `'middle'` or `'end'` of the text sits at `x`, `y` (SVG's `text-anchor`). */
-  anchor: 'start' | 'middle' | 'end';
-  /** True when the text runs upwards (rotated by -90 degrees about `x`, `y`). */
-  vertical: boolean;
-  /** Font size in pixels. */
-  size: number;
-  /** Bold (the title). */
-  bold: boolean;
-  /** The box the text occupies, for tests and overlays. */
-  box: HeatmapRect;
 }
 
 /** Where everything goes: shared by the PNG and SVG renderers. */
@@ -86,53 +62,7 @@ export interface HeatmapLayout {
   texts: HeatmapText[];
 }
 
-type Rgb = [number, number, number];
-
-// DejaVu Sans metrics as fractions of the font size (hhea ascender/descender, digit height).
-const ASCENT = 0.93;
-const DESCENT = 0.24;
-const DIGIT_HEIGHT = 0.73;
-const TEXT_COLOR: Rgb = [34, 34, 34];
-const FRAME_COLOR: Rgb = [68, 68, 68];
-const MISSING_COLOR: Rgb = [200, 200, 200];
-const PAD = 10;
-const TICK = 4;
-const TICK_GAP = 3;
-const LABEL_GAP = 6;
-const COLORBAR_GAP = 14;
-const COLORBAR_WIDTH = 14;
 const TARGET_PLOT_SIZE = 480;
-
-// Piecewise-linear colour maps (control points evenly spaced over [0, 1]).
-const COLOR_MAPS: Record<ColorMapName, Rgb[]> = {
-  // ColorBrewer RdBu, reversed: blue (low) -> near-white -> red (high).
-  diverging: ['#053061', '#2166ac', '#4393c3', '#92c5de', '#d1e5f0', '#f7f7f7', '#fddbc7', '#f4a582', '#d6604d', '#b2182b', '#67001f'].map(hex),
-  // matplotlib's viridis, sampled at 10 points.
-  sequential: ['#440154', '#482878', '#3e4989', '#31688e', '#26828e', '#1f9e89', '#35b779', '#6ece58', '#b5de2b', '#fde725'].map(hex),
-  // Dark at both ends, blue, white in the middle, red: a closed loop for angles in [-pi, pi].
-  cyclic: ['#2d1e3e', '#2166ac', '#92c5de', '#f7f7f7', '#f4a582', '#b2182b', '#2d1e3e'].map(hex),
-};
-
-function hex(color: string): Rgb {
-  const n = parseInt(color.slice(1), 16);
-  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
-}
-
-function cssColor([r, g, b]: Rgb): string {
-  return `#${((1 << 24) | (r << 16) | (g << 8) | b).toString(16).slice(1)}`;
-}
-
-/** The colour of `value` on `colorMap` with limits `vmin`, `vmax` (grey when not finite). */
-export function heatmapColor(value: number, colorMap: ColorMapName, vmin: number, vmax: number): [number, number, number] {
-  if (!Number.isFinite(value)) return [...MISSING_COLOR];
-  const stops = COLOR_MAPS[colorMap];
-  const t = Math.min(1, Math.max(0, (value - vmin) / (vmax - vmin)));
-  const scaled = t * (stops.length - 1);
-  const i = Math.min(stops.length - 2, Math.floor(scaled));
-  const f = scaled - i;
-  const [a, b] = [stops[i], stops[i + 1]];
-  return [0, 1, 2].map((c) => Math.round(a[c] + (b[c] - a[c]) * f)) as Rgb;
-}
 
 export { textWidth };
 
@@ -218,22 +148,6 @@ function colorScale(options: HeatmapOptions): { colorMap: ColorMapName; vmin: nu
   return { colorMap, vmin, vmax };
 }
 
-/** 1, 2, 5, 10, 20, 50, ...: the smallest such step of at least `minimum`. */
-/** @internal */
-export function niceStep(minimum: number): number {
-  const magnitude = 10 ** Math.floor(Math.log10(Math.max(minimum, 1e-300)));
-  for (const m of [1, 2, 5, 10]) if (m * magnitude >= minimum) return m * magnitude;
-  return 10 * magnitude;
-}
-
-/** Formats a colour bar value with as many decimals as the step needs; minus as U+2212. */
-/** @internal */
-export function formatValue(value: number, step: number): string {
-  const decimals = Math.max(0, Math.min(10, -Math.floor(Math.log10(step) + 1e-9)));
-  const text = (Math.abs(value) < step * 1e-6 ? 0 : value).toFixed(decimals);
-  return text.replace('-', '\u2212');
-}
-
 /** Which rows or columns get a tick label: all when they fit, else every k-th (a nice k for indices). */
 function tickIndices(count: number, cellSize: number, spaceNeeded: number, nice: boolean): number[] {
   const minimum = Math.max(1, Math.ceil(spaceNeeded / cellSize));
@@ -274,17 +188,15 @@ export function layoutHeatmap(options: HeatmapOptions): HeatmapLayout {
   const yTickBand = Math.ceil(most(yIndices.map((i) => textWidth(yLabels[i], size))));
 
   // Colour bar ticks: the caller's, or nice values inside [vmin, vmax].
-  const step = niceStep((vmax - vmin) / 5);
   const slack = (vmax - vmin) * 1e-9;
-  let colorbarValues: number[] = [];
+  let colorbarValues: number[];
   let colorbarLabels: string[];
   if (options.colorbarTicks) {
     const inside = options.colorbarTicks.filter((t) => t.value >= vmin - slack && t.value <= vmax + slack);
     colorbarValues = inside.map((t) => t.value);
     colorbarLabels = inside.map((t) => t.label);
   } else {
-    for (let k = Math.ceil(vmin / step - 1e-9); k * step <= vmax + slack; k++) colorbarValues.push(k * step);
-    colorbarLabels = colorbarValues.map((v) => formatValue(v, step));
+    ({ values: colorbarValues, labels: colorbarLabels } = colorbarTickValues(vmin, vmax));
   }
   const colorbarTickBand = Math.ceil(Math.max(0, ...colorbarLabels.map((l) => textWidth(l, size))));
 
@@ -305,40 +217,25 @@ export function layoutHeatmap(options: HeatmapOptions): HeatmapLayout {
   const height = Math.ceil((options.xLabel ? xLabelY + line : xLabelY - LABEL_GAP) + PAD);
 
   const texts: HeatmapText[] = [];
-  const horizontal = (text: string, x: number, top: number, anchor: HeatmapText['anchor'], textSize = size, bold = false): void => {
-    const w = textWidth(text, textSize, bold);
-    const left = anchor === 'start' ? x : anchor === 'middle' ? x - w / 2 : x - w;
-    texts.push({ text, x, y: top + textSize * ASCENT, anchor, vertical: false, size: textSize, bold, box: { x: left, y: top, width: w, height: textSize * (ASCENT + DESCENT) } });
-  };
-  // Vertical text reads upwards; `left` is the left edge of its glyphs, `y` the anchor along the text.
-  const vertical = (text: string, left: number, y: number, anchor: HeatmapText['anchor']): void => {
-    const w = textWidth(text, size);
-    const top = anchor === 'start' ? y - w : anchor === 'middle' ? y - w / 2 : y;
-    texts.push({ text, x: left + size * ASCENT, y, anchor, vertical: true, size, bold: false, box: { x: left, y: top, width: size * (ASCENT + DESCENT), height: w } });
-  };
-
   if (options.title) {
     // Centred over the plot, but kept inside the image.
     const centre = Math.min(Math.max(plotX + plotWidth / 2, PAD + titleWidth / 2), width - PAD - titleWidth / 2);
-    horizontal(options.title, centre, PAD, 'middle', titleSize, true);
+    texts.push(horizontalText(options.title, centre, PAD, 'middle', titleSize, true));
   }
   const xTicks = xIndices.map((i) => ({ position: plotX + (i + 0.5) * cellWidth, label: xLabels[i] }));
   for (const tick of xTicks) {
-    if (xVertical) vertical(tick.label, tick.position - (size * DIGIT_HEIGHT) / 2 - size * (ASCENT - DIGIT_HEIGHT), xTickLabelY, 'end');
-    else horizontal(tick.label, tick.position, xTickLabelY, 'middle');
+    texts.push(xVertical ? verticalText(tick.label, verticalLeftFor(tick.position, size), xTickLabelY, 'end', size) : horizontalText(tick.label, tick.position, xTickLabelY, 'middle', size));
   }
   const yTicks = yIndices.map((i) => ({ position: plotY + (i + 0.5) * cellHeight, label: yLabels[i] }));
-  for (const tick of yTicks) horizontal(tick.label, plotX - TICK - TICK_GAP, tick.position - (size * DIGIT_HEIGHT) / 2 - size * (ASCENT - DIGIT_HEIGHT), 'end');
+  for (const tick of yTicks) texts.push(centredText(tick.label, plotX - TICK - TICK_GAP, tick.position, 'end', size));
   const colorbarTicks = colorbarValues.map((v, i) => ({
     position: plotY + ((vmax - v) / (vmax - vmin)) * plotHeight,
     label: colorbarLabels[i],
   }));
-  for (const tick of colorbarTicks) {
-    horizontal(tick.label, colorbarX + COLORBAR_WIDTH + TICK + TICK_GAP, tick.position - (size * DIGIT_HEIGHT) / 2 - size * (ASCENT - DIGIT_HEIGHT), 'start');
-  }
-  if (options.xLabel) horizontal(options.xLabel, plotX + plotWidth / 2, xLabelY, 'middle');
-  if (options.yLabel) vertical(options.yLabel, PAD, plotY + plotHeight / 2, 'middle');
-  if (options.colorbarLabel) vertical(options.colorbarLabel, colorbarLabelX, plotY + plotHeight / 2, 'middle');
+  for (const tick of colorbarTicks) texts.push(centredText(tick.label, colorbarX + COLORBAR_WIDTH + TICK + TICK_GAP, tick.position, 'start', size));
+  if (options.xLabel) texts.push(horizontalText(options.xLabel, plotX + plotWidth / 2, xLabelY, 'middle', size));
+  if (options.yLabel) texts.push(verticalText(options.yLabel, PAD, plotY + plotHeight / 2, 'middle', size));
+  if (options.colorbarLabel) texts.push(verticalText(options.colorbarLabel, colorbarLabelX, plotY + plotHeight / 2, 'middle', size));
 
   return {
     width,
@@ -359,31 +256,6 @@ export function layoutHeatmap(options: HeatmapOptions): HeatmapLayout {
   };
 }
 
-/** Pixel writes straight into the RGBA buffer: exact colours, and far faster than paths. */
-function fillRect(bitmap: Raster, x: number, y: number, w: number, h: number, [r, g, b]: Rgb): void {
-  const x0 = Math.max(0, Math.round(x));
-  const y0 = Math.max(0, Math.round(y));
-  const x1 = Math.min(bitmap.width, Math.round(x + w));
-  const y1 = Math.min(bitmap.height, Math.round(y + h));
-  const data = bitmap.data;
-  for (let yy = y0; yy < y1; yy++) {
-    for (let i = (yy * bitmap.width + x0) * 4, end = (yy * bitmap.width + x1) * 4; i < end; i += 4) {
-      data[i] = r;
-      data[i + 1] = g;
-      data[i + 2] = b;
-      data[i + 3] = 255;
-    }
-  }
-}
-
-/** A one-pixel frame just outside `rect`. */
-function frame(bitmap: Raster, rect: HeatmapRect, color: Rgb): void {
-  fillRect(bitmap, rect.x - 1, rect.y - 1, rect.width + 2, 1, color);
-  fillRect(bitmap, rect.x - 1, rect.y + rect.height, rect.width + 2, 1, color);
-  fillRect(bitmap, rect.x - 1, rect.y, 1, rect.height, color);
-  fillRect(bitmap, rect.x + rect.width, rect.y, 1, rect.height, color);
-}
-
 function drawPng(options: HeatmapOptions, layout: HeatmapLayout): Promise<Uint8Array> {
   const { plot, colorbar, cellWidth, cellHeight, colorMap, vmin, vmax } = layout;
   const bitmap = makeRaster(layout.width, layout.height);
@@ -393,43 +265,14 @@ function drawPng(options: HeatmapOptions, layout: HeatmapLayout): Promise<Uint8A
       fillRect(bitmap, plot.x + c * cellWidth, plot.y + r * cellHeight, cellWidth, cellHeight, heatmapColor(value, colorMap, vmin, vmax));
     });
   });
-  for (let y = 0; y < colorbar.height; y++) {
-    const value = vmax - ((y + 0.5) / colorbar.height) * (vmax - vmin);
-    fillRect(bitmap, colorbar.x, colorbar.y + y, colorbar.width, 1, heatmapColor(value, colorMap, vmin, vmax));
-  }
+  drawColorbar(bitmap, colorbar, colorMap, vmin, vmax, layout.colorbarTicks.map((t) => t.position));
   frame(bitmap, plot, FRAME_COLOR);
-  frame(bitmap, colorbar, FRAME_COLOR);
   const bottom = plot.y + plot.height + 1;
   for (const tick of layout.xTicks) fillRect(bitmap, Math.floor(tick.position), bottom, 1, TICK - 1, FRAME_COLOR);
   for (const tick of layout.yTicks) fillRect(bitmap, plot.x - TICK, Math.floor(tick.position), TICK - 1, 1, FRAME_COLOR);
-  for (const tick of layout.colorbarTicks) {
-    fillRect(bitmap, colorbar.x + colorbar.width + 1, Math.min(Math.floor(tick.position), colorbar.y + colorbar.height - 1), TICK - 1, 1, FRAME_COLOR);
-  }
-
-  const ctx = bitmap.context();
-  ctx.fillStyle = cssColor(TEXT_COLOR);
-  ctx.textBaseline = 'alphabetic';
-  for (const t of layout.texts) {
-    ctx.font = font(t.size, t.bold);
-    ctx.textAlign = t.anchor === 'start' ? 'left' : t.anchor === 'middle' ? 'center' : 'right';
-    if (t.vertical) {
-      ctx.save();
-      ctx.translate(t.x, t.y);
-      ctx.rotate(-Math.PI / 2);
-      ctx.fillText(t.text, 0, 0);
-      ctx.restore();
-    } else {
-      ctx.fillText(t.text, t.x, t.y);
-    }
-  }
+  drawTexts(bitmap, layout.texts);
   return bitmap.png();
 }
-
-function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
-}
-
-const round = (v: number): number => Math.round(v * 100) / 100;
 
 async function drawSvg(options: HeatmapOptions, layout: HeatmapLayout): Promise<string> {
   const { plot, colorbar, colorMap, vmin, vmax, columns, rows } = layout;
@@ -443,24 +286,16 @@ async function drawSvg(options: HeatmapOptions, layout: HeatmapLayout): Promise<
     }),
   );
   const cellsUri = `data:image/png;base64,${base64(await encodePng(cells, columns, rows))}`;
-  const stops = COLOR_MAPS[colorMap]
-    .map((color, i, all) => `<stop offset="${round((i / (all.length - 1)) * 100)}%" stop-color="${cssColor(color)}"/>`)
-    .join('');
   const stroke = cssColor(FRAME_COLOR);
   const ticks = [
     ...layout.xTicks.map((t) => `M${round(t.position)} ${plot.y + plot.height + 0.5}v${TICK}`),
     ...layout.yTicks.map((t) => `M${plot.x - 0.5} ${round(t.position)}h${-TICK}`),
     ...layout.colorbarTicks.map((t) => `M${colorbar.x + colorbar.width + 0.5} ${round(t.position)}h${TICK}`),
   ].join('');
-  const texts = layout.texts.map((t) => {
-    const attributes = `x="${round(t.x)}" y="${round(t.y)}" font-size="${t.size}" text-anchor="${t.anchor}"${t.bold ? ' font-weight="bold"' : ''}`;
-    const rotate = t.vertical ? ` transform="rotate(-90 ${round(t.x)} ${round(t.y)})"` : '';
-    return `<text ${attributes}${rotate}>${escapeXml(t.text)}</text>`;
-  });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${layout.width}" height="${layout.height}" viewBox="0 0 ${layout.width} ${layout.height}">`,
     options.title ? `<title>${escapeXml(options.title)}</title>` : '',
-    `<defs><linearGradient id="colorbar" x1="0" y1="1" x2="0" y2="0">${stops}</linearGradient></defs>`,
+    `<defs>${svgColorbarGradient(colorMap)}</defs>`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     `<image x="${plot.x}" y="${plot.y}" width="${plot.width}" height="${plot.height}" preserveAspectRatio="none" image-rendering="optimizeSpeed" style="image-rendering:pixelated" xlink:href="${cellsUri}"/>`,
     `<rect x="${colorbar.x}" y="${colorbar.y}" width="${colorbar.width}" height="${colorbar.height}" fill="url(#colorbar)"/>`,
@@ -468,8 +303,8 @@ async function drawSvg(options: HeatmapOptions, layout: HeatmapLayout): Promise<
     `<rect x="${plot.x - 0.5}" y="${plot.y - 0.5}" width="${plot.width + 1}" height="${plot.height + 1}"/>`,
     `<rect x="${colorbar.x - 0.5}" y="${colorbar.y - 0.5}" width="${colorbar.width + 1}" height="${colorbar.height + 1}"/>`,
     `<path d="${ticks}"/></g>`,
-    `<g font-family="DejaVu Sans, Verdana, sans-serif" fill="${cssColor(TEXT_COLOR)}">`,
-    ...texts,
+    `<g font-family="${SVG_FONT_FAMILY}" fill="${cssColor(TEXT_COLOR)}">`,
+    ...svgTexts(layout.texts),
     '</g></svg>',
   ]
     .filter((part) => part !== '')

@@ -3,7 +3,7 @@
  * legend. Drawn with pureimage and the DejaVu Sans font like the heatmaps, encoded with pngjs.
  */
 import { MieConfigError, errorMessage } from '@mie/core';
-import { formatValue, niceStep } from './heatmap';
+import { formatValue, niceStep } from './drawing';
 import { font, makeRaster, textWidth, writeOutput } from './raster';
 
 /** One line: points `[x, y]` in order of x. */
