@@ -7,7 +7,7 @@
  * Legend: b batch, h query heads, g key/value heads, r = h / g query heads per group, q query
  * length, k key length, d head size.
  */
-import { MieConfigError, MieShapeError, buffer, checkOneOf, errorMessage, tf } from '@mie/core';
+import { MieConfigError, MieShapeError, buffer, checkOneOf, errorMessage, tf, type HookPointRunner } from '@mie/core';
 import type { LinearLayer } from '@mie/layers';
 import { RotaryPositionEncoding } from '@mie/positional';
 import { KeyValueCache } from './kv-cache';
@@ -91,6 +91,9 @@ export interface AttentionCallOptions extends AttentionMaskOptions {
   bias?: tf.Tensor;
 }
 
+/** The hook points of every attention module built on the core (TransformerLens's names, camelCase). */
+export const ATTENTION_HOOK_POINTS = ['hookQ', 'hookK', 'hookV', 'hookScores', 'hookPattern', 'hookZ'] as const;
+
 /** The keys of {@link AttentionCallOptions} beyond the masks. */
 export const ATTENTION_CALL_EXTRAS = ['cache', 'projectedKeyValue', 'bias'] as const;
 
@@ -146,7 +149,7 @@ export function attend(
   key: tf.Tensor,
   value: tf.Tensor,
   options: AttentionCallOptions,
-  { dropout, training }: { dropout: number; training: boolean },
+  { dropout, training, hooks = null }: { dropout: number; training: boolean; hooks?: HookPointRunner | null },
 ): [tf.Tensor, tf.Tensor] {
   const { module, numHeads, numKeyValueHeads: groups, width, rotary, slopes } = layout;
   const { cache, projectedKeyValue } = options;
@@ -167,6 +170,8 @@ export function attend(
   return tf.tidy(() => {
     let q = splitHeads(projections.qProj.forward(query), numHeads); // [b, q, e] -> [b, q, h, d]
     if (rotary) q = rotary.rotate(q, { offset });
+    let queries = headsFirst(q); // [b, h, q, d]
+    if (hooks) queries = hooks('hookQ', queries);
     let keys: tf.Tensor;
     let values: tf.Tensor;
     if (projectedKeyValue) {
@@ -181,17 +186,28 @@ export function attend(
     if (keys.shape[1] !== groups || keys.shape[0] !== batch) {
       throw new MieShapeError(`${module}: projected keys [${keys.shape.join(', ')}] do not match batch ${batch} and ${groups} key/value heads.`);
     }
+    if (hooks) {
+      keys = hooks('hookK', keys); // [b, g, k, d]
+      values = hooks('hookV', values);
+    }
     let allowed = buildAttentionMask(module, options, { batch, heads: numHeads, queryLength, keyLength });
     let bias: tf.Tensor | null = slopes ? alibiBias(slopes, queryLength, keyLength, offset) : null;
     if (extraBias) bias = bias ? tf.add(bias, extraBias) : extraBias;
     // Grouped heads: the r query heads of a group are folded into the query length, so keys and
     // values are never repeated in memory and one batched matmul per group serves them all.
     const headDim = width / numHeads;
-    const groupedQ = foldGroups(headsFirst(q), batch, layout, queryLength); // [b, g, r*q, d]
+    const groupedQ = foldGroups(queries, batch, layout, queryLength); // [b, g, r*q, d]
     if (allowed) allowed = foldGroups(allowed, batch, layout, queryLength);
     if (bias) bias = foldGroups(bias, bias.shape[0] as number, layout, queryLength);
-    const [context, weights] = scaledDotProductAttention(groupedQ, keys, values, { allowed, bias, dropout, training, module });
-    const perHead = tf.reshape(context, [batch, numHeads, queryLength, headDim]); // [b, g, r*q, d] -> [b, h, q, d]
+    const foldedScores = [batch, groups, (numHeads / groups) * queryLength, keyLength];
+    const scoreHooks = hooks && {
+      run: hooks,
+      toHeads: (t: tf.Tensor) => tf.reshape(t, scoreDims), // [b, g, r*q, k] -> [b, h, q, k]
+      fromHeads: (t: tf.Tensor) => tf.reshape(t, foldedScores),
+    };
+    const [context, weights] = scaledDotProductAttention(groupedQ, keys, values, { allowed, bias, dropout, training, module, hooks: scoreHooks });
+    let perHead = tf.reshape(context, [batch, numHeads, queryLength, headDim]); // [b, g, r*q, d] -> [b, h, q, d]
+    if (hooks) perHead = hooks('hookZ', perHead);
     const output = projections.outProj.forward(mergeHeads(perHead));
     return [output, tf.reshape(weights, scoreDims)];
   });

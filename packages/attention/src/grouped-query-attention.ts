@@ -7,7 +7,7 @@
  */
 import { checkCallOptions, Module, checkDropout, checkOptions, checkPositiveInteger, type tf } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
-import { attend, type AttentionLayout } from './attention-core';
+import { ATTENTION_HOOK_POINTS, attend, type AttentionLayout } from './attention-core';
 import type { KeyValueCache } from './kv-cache';
 import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from './masks';
 import { checkHeadCount } from './options';
@@ -68,11 +68,20 @@ export class GroupedQueryAttention extends Module {
     this.#layout = { module: name, width: dModel, widthName: 'dModel', numHeads, numKeyValueHeads, rotary: null, slopes: null, maxSeqLength: Infinity };
   }
 
+  /**
+   * `hookQ` `[b, h, q, d]` (after rotary), `hookK` and `hookV` `[b, kvHeads, k, d]` (after rotary
+   * and the cache), `hookScores` (scaled, after biases and masks: blocked at -1e30) and
+   * `hookPattern` (softmax) `[b, h, q, k]`, `hookZ` `[b, h, q, d]` (per-head context before `outProj`).
+   */
+  override hookPoints(): readonly string[] {
+    return ATTENTION_HOOK_POINTS;
+  }
+
   forward(x: tf.Tensor, callOptions?: GroupedQueryAttentionCallOptions): tf.Tensor {
     const name = 'GroupedQueryAttention';
     const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, 'cache']);
     checkSequence(name, 'input x', x, this.config.dModel, 'dModel');
-    const [output, weights] = attend(this, this.#layout, x, x, x, options, { dropout: this.config.dropout, training: this.training });
+    const [output, weights] = attend(this, this.#layout, x, x, x, options, { dropout: this.config.dropout, training: this.training, hooks: this.hookPointRunner });
     weights.dispose();
     return output;
   }

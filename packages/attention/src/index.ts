@@ -24,6 +24,7 @@ export {
   checkAttentionPositions,
   ATTENTION_POSITIONS,
   ATTENTION_CALL_EXTRAS,
+  ATTENTION_HOOK_POINTS,
   type AttentionPositionKind,
   type AttentionProjections,
   type AttentionLayout,

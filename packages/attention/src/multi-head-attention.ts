@@ -23,6 +23,7 @@ import { LinearLayer } from '@mie/layers';
 import type { RotaryPositionEncoding } from '@mie/positional';
 import {
   ATTENTION_CALL_EXTRAS,
+  ATTENTION_HOOK_POINTS,
   attend,
   checkAttentionPositions,
   positionTreatment,
@@ -139,6 +140,15 @@ export class MultiHeadAttention extends Module {
     this.#layout = { module: name, width: inputDim, widthName: 'inputDim', numHeads, numKeyValueHeads, rotary: this.rotary, slopes: this.slopes, maxSeqLength };
   }
 
+  /**
+   * `hookQ` `[b, h, q, d]` (after rotary), `hookK` and `hookV` `[b, kvHeads, k, d]` (after rotary
+   * and the cache), `hookScores` (scaled, after biases and masks: blocked at -1e30) and
+   * `hookPattern` (softmax) `[b, h, q, k]`, `hookZ` `[b, h, q, d]` (per-head context before `outProj`).
+   */
+  override hookPoints(): readonly string[] {
+    return ATTENTION_HOOK_POINTS;
+  }
+
   forward(query: tf.Tensor, key: tf.Tensor, value: tf.Tensor, callOptions?: MultiHeadAttentionCallOptions): [tf.Tensor, tf.Tensor] {
     const name = 'MultiHeadAttention';
     const options = checkCallOptions(`${name}.forward`, callOptions, [...ATTENTION_MASK_OPTIONS, ...ATTENTION_CALL_EXTRAS]);
@@ -147,7 +157,7 @@ export class MultiHeadAttention extends Module {
     checkSequence(name, 'key', key, inputDim, 'inputDim');
     checkSequence(name, 'value', value, inputDim, 'inputDim');
     checkSameBatch(name, query, key, value);
-    return attend(this, this.#layout, query, key, value, options, { dropout: this.config.dropout, training: this.training });
+    return attend(this, this.#layout, query, key, value, options, { dropout: this.config.dropout, training: this.training, hooks: this.hookPointRunner });
   }
 
   /**

@@ -4,8 +4,8 @@
  *
  * Legend: b batch, h heads, q query length, k key length, d head size.
  */
-import { checkAllocation, checkCallOptions, float32Bytes, MieConfigError, MieShapeError, Module, describeValue, dropout, errorMessage, tf } from '@mie/core';
-import { maskedSoftmax } from './masks';
+import { checkAllocation, checkCallOptions, float32Bytes, MieConfigError, MieShapeError, Module, describeValue, dropout, errorMessage, tf, type HookPointRunner } from '@mie/core';
+import { BLOCKED_SCORE, maskedSoftmax } from './masks';
 
 /** Inputs of the functional attention core shared by every attention module. */
 export interface AttentionCoreOptions {
@@ -18,6 +18,11 @@ export interface AttentionCoreOptions {
   training?: boolean;
   /** The module computing, for error messages. */
   module?: string;
+  /**
+   * Hook points (`hookScores`, `hookPattern`): `run` is the module's runner; `toHeads` / `fromHeads`
+   * map the scores' layout to `[b, h, q, k]` and back (grouped heads fold queries). Absent: none.
+   */
+  hooks?: { run: HookPointRunner; toHeads: (t: tf.Tensor) => tf.Tensor; fromHeads: (t: tf.Tensor) => tf.Tensor } | null;
 }
 
 /** Live copies of the scores a forward and backward pass hold at once (scores, softmax, weights, gradients). */
@@ -32,7 +37,7 @@ export function scaledDotProductAttention(
   q: tf.Tensor,
   k: tf.Tensor,
   v: tf.Tensor,
-  { allowed = null, bias = null, dropout: rate = 0, training = false, module = 'scaledDotProductAttention' }: AttentionCoreOptions = {},
+  { allowed = null, bias = null, dropout: rate = 0, training = false, module = 'scaledDotProductAttention', hooks = null }: AttentionCoreOptions = {},
 ): [tf.Tensor, tf.Tensor] {
   // The scores are the largest tensors of a transformer: refuse what would not fit (a huge batch)
   // before the backend is asked for it.
@@ -42,7 +47,13 @@ export function scaledDotProductAttention(
     const headDim = q.shape[q.rank - 1];
     let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(headDim)); // [.., q, d] x [.., k, d]ᵀ -> [.., q, k]
     if (bias) scores = tf.add(scores, bias);
-    const weights = maskedSoftmax(scores, allowed);
+    if (hooks) {
+      // What softmax sees: blocked scores at BLOCKED_SCORE (-1e30), as listeners should read them.
+      const masked = allowed ? tf.add(scores, tf.mul(tf.sub(1, tf.cast(allowed, 'float32')), BLOCKED_SCORE)) : scores;
+      scores = hooks.fromHeads(hooks.run('hookScores', hooks.toHeads(masked)));
+    }
+    let weights = maskedSoftmax(scores, allowed);
+    if (hooks) weights = hooks.fromHeads(hooks.run('hookPattern', hooks.toHeads(weights)));
     const context = tf.matMul(dropout(weights, rate, training), v); // [.., q, k] x [.., k, dv] -> [.., q, dv]
     return [context, weights];
   });

@@ -29,7 +29,7 @@ export { registerWasmKernels } from './wasm-kernels';
 export { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 export { environmentVariable } from './host';
 export { registerPlotter, registeredPlotter, type ColorMapName, type HeatmapOptions, type Plotter } from './plotting';
-export { Module, checkRank, parameter, buffer, type ForwardHook, type ForwardHookContext, type ForwardMethods, type ForwardOutputAccess, OUTPUT_FIELD, type LoadStateDictResult, type NamedTensors, type ParameterOptions } from './module';
+export { Module, checkRank, parameter, buffer, type HookPointContext, type HookPointListener, type HookPointRunner, type ForwardHook, type ForwardHookContext, type ForwardMethods, type ForwardOutputAccess, OUTPUT_FIELD, type LoadStateDictResult, type NamedTensors, type ParameterOptions } from './module';
 export { stateLayout, isPlaceholder, type StateLayout, type StateLayoutEntry, type LayoutLimits } from './construction';
 export {
   BaseModel,

@@ -54,6 +54,25 @@ export const OUTPUT_FIELD: ForwardOutputAccess = Object.freeze({
   set: (result: unknown, output: unknown) => ({ ...(result as object), output }),
 });
 
+/** What a hook-point listener is told besides the activation. */
+export interface HookPointContext {
+  /** The module whose computation holds the point. */
+  module: Module;
+  /** The point's name (`'hookQ'`, `'hookResidPost'`, ...). */
+  point: string;
+}
+
+/**
+ * Listens at a hook point inside a module's computation (see {@link Module.registerHookPoint}):
+ * called with the activation there; returning a tensor replaces it for the rest of the
+ * computation. The activation is freed by the module's `tf.tidy`: copy what you keep
+ * (`tf.keep(tf.clone(t))`).
+ */
+export type HookPointListener = (tensor: tf.Tensor, context: HookPointContext) => tf.Tensor | void;
+
+/** Runs a module's hook-point listeners on an activation (`null` from `hookPointRunner` when none listens). */
+export type HookPointRunner = (point: string, tensor: tf.Tensor) => tf.Tensor;
+
 /** What `loadStateDict` did not match when `strict` is false. */
 export interface LoadStateDictResult {
   missingKeys: string[];
@@ -75,6 +94,7 @@ export abstract class Module {
   /** The methods hooks wrap (see {@link ForwardMethods}); subclasses with more entry points extend it. */
   static readonly forwardMethods: ForwardMethods = { forward: null };
   #hooks: ForwardHook[] = [];
+  #pointListeners = new Map<string, HookPointListener[]>();
   #wrapped: string[] = [];
   #calls = 0;
   #disposed = false;
@@ -291,6 +311,64 @@ export abstract class Module {
       });
       this.#wrapped.push(name);
     }
+  }
+
+  /**
+   * The named points inside this module's computation where an activation can be read or
+   * replaced (TransformerLens's hook points: `hookQ`, `hookPattern`, `hookResidPost`, ...). None
+   * for most modules; attention modules and transformer layers override it. `@mie/insight` names
+   * them by module path: `decoder.layers.1.crossAttn.hookPattern`.
+   */
+  hookPoints(): readonly string[] {
+    return [];
+  }
+
+  /**
+   * Calls `listener(tensor, { module, point })` with the activation at `point` (one of
+   * {@link hookPoints}) every time the module computes it; returning a tensor replaces the
+   * activation. Returns a function that removes the listener. A point nobody listens to costs
+   * nothing.
+   */
+  registerHookPoint(point: string, listener: HookPointListener): () => void {
+    const name = this.constructor.name;
+    const points = this.hookPoints();
+    if (!points.includes(point)) {
+      throw new MieConfigError(`${name}.registerHookPoint: unknown hook point ${describeValue(point)}; ${points.length ? `the points are ${points.join(', ')}` : 'this module has none'}.`);
+    }
+    if (typeof listener !== 'function') throw new MieConfigError(`${name}.registerHookPoint: listener must be a function. Received: ${describeValue(listener)}.`);
+    const listeners = this.#pointListeners.get(point) ?? [];
+    listeners.push(listener);
+    this.#pointListeners.set(point, listeners);
+    return () => {
+      const index = listeners.indexOf(listener);
+      if (index >= 0) listeners.splice(index, 1);
+      if (listeners.length === 0 && this.#pointListeners.get(point) === listeners) this.#pointListeners.delete(point);
+    };
+  }
+
+  /**
+   * For subclasses: a function running the listeners of a point on an activation, or `null` when
+   * nothing listens anywhere in this module (so a computation can skip preparing the views it
+   * would hand to listeners).
+   */
+  protected get hookPointRunner(): HookPointRunner | null {
+    return this.#pointListeners.size === 0 ? null : (point, tensor) => this.hookPoint(point, tensor);
+  }
+
+  /** For subclasses: runs the listeners of `point` on `tensor`; returns it, or what replaced it. */
+  protected hookPoint(point: string, tensor: tf.Tensor): tf.Tensor {
+    const listeners = this.#pointListeners.get(point);
+    if (!listeners) return tensor;
+    let value = tensor;
+    for (const listener of [...listeners]) {
+      const replaced = listener(value, { module: this, point });
+      if (replaced === undefined) continue;
+      if (!(replaced instanceof tf.Tensor) || replaced.isDisposed || !tf.util.arraysEqual(replaced.shape, value.shape)) {
+        throw new MieShapeError(`${this.constructor.name}: a listener at ${point} must return nothing or a live tensor of shape [${value.shape.join(', ')}]. Received: ${describeValue(replaced)}.`);
+      }
+      value = replaced;
+    }
+    return value;
   }
 
   /** Whether `dispose()` was called. */

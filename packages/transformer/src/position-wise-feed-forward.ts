@@ -1,8 +1,11 @@
 /** The position-wise feed-forward sub-layer shared by encoder and decoder layers. */
-import { dropout, tf } from '@mie/core';
+import { dropout, tf, type HookPointRunner } from '@mie/core';
 import type { ActivationFunction, LinearLayer } from '@mie/layers';
 
-/** `dropout(linear2(dropout(activation(linear1(x)))))`, as PyTorch's `_ff_block`. */
+/**
+ * `dropout(linear2(dropout(activation(linear1(x)))))`, as PyTorch's `_ff_block`; hook points
+ * `hookPre` (`linear1(x)`) and `hookPost` (after the activation), `[b, t, dFf]`.
+ */
 export function positionWiseFeedForward(
   x: tf.Tensor,
   linear1: LinearLayer,
@@ -10,9 +13,13 @@ export function positionWiseFeedForward(
   activation: ActivationFunction,
   rate: number,
   training: boolean,
+  hooks: HookPointRunner | null = null,
 ): tf.Tensor {
   return tf.tidy(() => {
-    const hidden = dropout(activation(linear1.forward(x)), rate, training);
-    return dropout(linear2.forward(hidden), rate, training);
+    let pre = linear1.forward(x); // [b, t, dFf]
+    if (hooks) pre = hooks('hookPre', pre);
+    let post = activation(pre);
+    if (hooks) post = hooks('hookPost', post);
+    return dropout(linear2.forward(dropout(post, rate, training)), rate, training);
   });
 }

@@ -29,6 +29,7 @@ export interface TransformerDecoderLayerCallOptions {
 }
 
 const DECODER_LAYER_OPTIONS = ['mask', 'keyPaddingMask', 'causal', 'memoryMask', 'memoryKeyPaddingMask', 'cache', 'memoryKeyValue'] as const;
+const DECODER_LAYER_HOOK_POINTS = ['hookResidPre', 'hookResidMid', 'hookResidMidCross', 'hookResidPost', 'hookPre', 'hookPost'] as const;
 
 /** Output of {@link TransformerDecoderLayer.forwardWithAttention}. */
 export interface DecoderLayerOutput {
@@ -95,6 +96,17 @@ export class TransformerDecoderLayer extends Module {
     this.#activation = getActivation(this.config.activation, name);
   }
 
+  /**
+   * Hook points: `hookResidPre` (the layer's input), `hookResidMid` (the residual stream between
+   * self-attention and the next block), `hookResidMidCross` (after
+   * cross-attention; not in a layer without it), `hookResidPost` (the output), all `[b, t, dModel]`;
+   * `hookPre` and `hookPost` (the feed-forward hidden activations before and after the
+   * nonlinearity, `[b, t, dFf]`). The attention modules have their own (`selfAttn.hookQ`, ...).
+   */
+  override hookPoints(): readonly string[] {
+    return this.crossAttn ? DECODER_LAYER_HOOK_POINTS : DECODER_LAYER_HOOK_POINTS.filter((p) => p !== 'hookResidMidCross');
+  }
+
   forward(x: tf.Tensor, memory: tf.Tensor | null, options?: TransformerDecoderLayerCallOptions): tf.Tensor {
     const { output, selfAttention, crossAttention } = this.forwardWithAttention(x, memory, options);
     tf.dispose(crossAttention ? [selfAttention, crossAttention] : [selfAttention]);
@@ -141,15 +153,19 @@ export class TransformerDecoderLayer extends Module {
       };
       // The feed-forward norm is norm3 after a cross-attention block, norm2 without one.
       const feedForwardNorm = this.norm3 ?? this.norm2;
+      const hooks = this.hookPointRunner;
+      const point = (name: string, t: tf.Tensor) => (hooks ? hooks(name, t) : t);
+      x = point('hookResidPre', x);
       if (this.config.normFirst) {
-        x = tf.add(x, selfAttentionBlock(this.norm1.forward(x)));
-        if (crossAttn) x = tf.add(x, crossAttentionBlock(this.norm2.forward(x)));
+        x = point('hookResidMid', tf.add(x, selfAttentionBlock(this.norm1.forward(x))));
+        if (crossAttn) x = point('hookResidMidCross', tf.add(x, crossAttentionBlock(this.norm2.forward(x))));
         x = tf.add(x, this.feedForwardBlock(feedForwardNorm.forward(x)));
       } else {
-        x = this.norm1.forward(tf.add(x, selfAttentionBlock(x)));
-        if (crossAttn) x = this.norm2.forward(tf.add(x, crossAttentionBlock(x)));
+        x = point('hookResidMid', this.norm1.forward(tf.add(x, selfAttentionBlock(x))));
+        if (crossAttn) x = point('hookResidMidCross', this.norm2.forward(tf.add(x, crossAttentionBlock(x))));
         x = feedForwardNorm.forward(tf.add(x, this.feedForwardBlock(x)));
       }
+      x = point('hookResidPost', x);
       return crossWeights ? { output: x, selfAttention: selfWeights, crossAttention: crossWeights as tf.Tensor } : { output: x, selfAttention: selfWeights };
     });
     return { crossAttention: null, ...result };
@@ -157,6 +173,6 @@ export class TransformerDecoderLayer extends Module {
 
   /** `dropout(linear2(dropout(activation(linear1(x)))))`. */
   feedForwardBlock(x: tf.Tensor): tf.Tensor {
-    return positionWiseFeedForward(x, this.linear1, this.linear2, this.#activation, this.config.dropout, this.training);
+    return positionWiseFeedForward(x, this.linear1, this.linear2, this.#activation, this.config.dropout, this.training, this.hookPointRunner);
   }
 }

@@ -17,6 +17,7 @@ export interface TransformerEncoderLayerCallOptions extends AttentionMaskOptions
 }
 
 const ENCODER_LAYER_OPTIONS = [...ATTENTION_MASK_OPTIONS, 'cache'] as const;
+const ENCODER_LAYER_HOOK_POINTS = ['hookResidPre', 'hookResidMid', 'hookResidPost', 'hookPre', 'hookPost'] as const;
 
 /**
  * `forward(x [b, t, dModel], { mask, keyPaddingMask, causal, cache })` -> `[b, t, dModel]`.
@@ -49,6 +50,16 @@ export class TransformerEncoderLayer extends Module {
     this.#activation = getActivation(this.config.activation, 'TransformerEncoderLayer');
   }
 
+  /**
+   * Hook points: `hookResidPre` (the layer's input), `hookResidMid` (the residual stream between
+   * self-attention and the next block), `hookResidPost` (the output), all `[b, t, dModel]`;
+   * `hookPre` and `hookPost` (the feed-forward hidden activations before and after the
+   * nonlinearity, `[b, t, dFf]`). The attention modules have their own (`selfAttn.hookQ`, ...).
+   */
+  override hookPoints(): readonly string[] {
+    return ENCODER_LAYER_HOOK_POINTS;
+  }
+
   forward(x: tf.Tensor, options?: TransformerEncoderLayerCallOptions): tf.Tensor {
     const { output, selfAttention } = this.forwardWithAttention(x, options);
     selfAttention.dispose();
@@ -60,25 +71,28 @@ export class TransformerEncoderLayer extends Module {
     const options = checkCallOptions('TransformerEncoderLayer.forward', callOptions, ENCODER_LAYER_OPTIONS);
     checkFeatures('TransformerEncoderLayer', 'input x', x, this.config.dModel, 'dModel', 3);
     return tf.tidy(() => {
+      const hooks = this.hookPointRunner;
+      const point = (name: string, t: tf.Tensor) => (hooks ? hooks(name, t) : t);
       let weights!: tf.Tensor;
       const selfAttentionBlock = (h: tf.Tensor) => {
         const [out, w] = this.selfAttn.forward(h, h, h, options);
         weights = w;
         return dropout(out, this.config.dropout, this.training);
       };
+      x = point('hookResidPre', x);
       if (this.config.normFirst) {
-        x = tf.add(x, selfAttentionBlock(this.norm1.forward(x)));
+        x = point('hookResidMid', tf.add(x, selfAttentionBlock(this.norm1.forward(x))));
         x = tf.add(x, this.feedForwardBlock(this.norm2.forward(x)));
       } else {
-        x = this.norm1.forward(tf.add(x, selfAttentionBlock(x)));
+        x = point('hookResidMid', this.norm1.forward(tf.add(x, selfAttentionBlock(x))));
         x = this.norm2.forward(tf.add(x, this.feedForwardBlock(x)));
       }
-      return { output: x, selfAttention: weights };
+      return { output: point('hookResidPost', x), selfAttention: weights };
     });
   }
 
   /** `dropout(linear2(dropout(activation(linear1(x)))))`. */
   feedForwardBlock(x: tf.Tensor): tf.Tensor {
-    return positionWiseFeedForward(x, this.linear1, this.linear2, this.#activation, this.config.dropout, this.training);
+    return positionWiseFeedForward(x, this.linear1, this.linear2, this.#activation, this.config.dropout, this.training, this.hookPointRunner);
   }
 }
