@@ -9,6 +9,7 @@
  *   mie pronounce [--model DIR] [--beams N] WORD...
  *   mie generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--num-beams B]
  *   mie inspect --model DIR
+ *   mie explain g2p [--model DIR] [--out DIR] WORD
  *   mie --version, mie --help, mie COMMAND --help
  *
  * Every failure a user can cause (a bad argument, a path that cannot be used, a file that is not
@@ -21,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { MieConfigError, MieError, tf } from '@mie/core';
 import { bundledModelSource } from '@mie/g2p-en';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
+import { explainG2P } from './explain-g2p';
 import { generate } from './generate';
 import { trainG2P } from './train-g2p';
 import { MAX_MINUTES } from './training-run';
@@ -113,6 +115,17 @@ runs beam search. Longer continuations than the model's context slide a window o
   --num-beams B         beam search with B beams (1 to ${MAX_BEAMS_TEXT}; default 1; not with sampling)`,
   },
   {
+    name: 'explain g2p',
+    usage: 'mie explain g2p [--model DIR] [--out DIR] WORD',
+    summary: 'pictures of how a G2P model pronounces WORD',
+    details: `Pronounces WORD greedily, runs the model once more over the pronunciation with its activations
+recorded, and draws, as PNG and SVG: every decoder layer x head cross-attention pattern (letters
+across, phonemes down), every encoder layer x head self-attention pattern, and the logit lens
+(the phoneme each decoder layer would predict next). Prints the pronunciation and the files.
+  --model DIR  a model directory, e.g. runs/g2p/model; default: the pretrained English model of @mie/g2p-en
+  --out DIR    where the pictures go (default explain-WORD): cross-attention-grid, self-attention-grid, logit-lens`,
+  },
+  {
     name: 'inspect',
     usage: 'mie inspect --model DIR',
     summary: 'config, parameters per module, device',
@@ -154,6 +167,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   pronounce: ['model', 'beams'],
   generate: ['model', 'prompt', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'num-beams'],
   inspect: ['model'],
+  'explain g2p': ['model', 'out'],
 };
 
 /** A number in (0, max]; `--minutes` may be fractional. */
@@ -235,7 +249,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  const name = command === 'train' || command === 'eval' ? `${command} ${target ?? ''}`.trim() : command;
+  const name = command === 'train' || command === 'eval' || command === 'explain' ? `${command} ${target ?? ''}`.trim() : command;
   const allowed = COMMAND_OPTIONS[name];
   if (allowed === undefined) throw new MieUsageError(`unknown command "${positionals.join(' ').slice(0, 80)}"`);
   if (values.help) {
@@ -246,14 +260,14 @@ export async function main(argv: string[]): Promise<number> {
   for (const [option, value] of Object.entries(values)) {
     if (value !== undefined && !allowed.includes(option)) throw new MieUsageError(`mie ${name} takes no --${option}`);
   }
-  const extra = name === 'pronounce' ? [] : name === 'inspect' || name === 'generate' ? [target, ...rest].filter((p) => p !== undefined) : rest;
+  const extra = name === 'pronounce' || name === 'explain g2p' ? [] : name === 'inspect' || name === 'generate' ? [target, ...rest].filter((p) => p !== undefined) : rest;
   if (extra.length) throw new MieUsageError(`mie ${name} takes no argument ${JSON.stringify(extra[0].slice(0, 40))}`);
   const seed = integer(values.seed, 'seed', 1, 0);
   const needModel = () => {
     if (!values.model) throw new MieUsageError(`${command} needs --model DIR`);
     return values.model;
   };
-  // pronounce and eval g2p default to the pretrained English model of @mie/g2p-en.
+  // pronounce, eval g2p and explain g2p default to the pretrained English model of @mie/g2p-en.
   const g2pModel = () => values.model ?? bundledModelSource();
   const resume = values.resume ?? false;
   const force = values.force ?? false;
@@ -282,6 +296,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === 'train iris') {
     await trainIris({ out: values.out ?? 'runs/iris', seed, resume, force });
+    return 0;
+  }
+  if (name === 'explain g2p') {
+    if (rest.length === 0) throw new MieUsageError('mie explain g2p needs one WORD');
+    if (rest.length > 1) throw new MieUsageError(`mie explain g2p takes one WORD, got ${rest.length}`);
+    await explainG2P(g2pModel(), rest[0], { out: values.out });
     return 0;
   }
   const numBeams = integer(values.beams, 'beams', 1, 1, MAX_BEAMS);
