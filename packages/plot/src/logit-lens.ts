@@ -49,10 +49,10 @@ export interface LogitLensOptions {
 export interface LogitLensCellLayout {
   /** The shaded rectangle. */
   rect: HeatmapRect;
-  /** Its colour: `heatmapColor(probability, 'sequential', 0, 1)`. */
-  fill: Rgb;
-  /** The colour of its text. */
-  textColor: Rgb;
+  /** Its colour, RGB: `heatmapColor(probability, 'sequential', 0, 1)`. */
+  fill: [number, number, number];
+  /** The colour of its text, RGB. */
+  textColor: [number, number, number];
   /** The token (cut with an ellipsis when wider than the cell). */
   token: HeatmapText;
   /** The probability, two decimals. */
