@@ -40,5 +40,6 @@ export {
   type LogitLensLayout,
   type LogitLensCellLayout,
 } from './logit-lens';
+export { renderImageAttention, type ImageAttentionOptions } from './image-attention';
 
 registerPlotter({ renderHeatmap, renderHeatmapSvg });
