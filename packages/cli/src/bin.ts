@@ -4,6 +4,7 @@
  *
  *   mie train g2p [--minutes N] [--out DIR] [--seed N] [--resume | --force]
  *   mie train lm [--minutes N] [--out DIR] [--seed N] [--resume | --force]
+ *   mie train digits [--minutes N] [--out DIR] [--seed N] [--resume | --force]
  *   mie train iris [--out DIR] [--seed N] [--resume | --force]
  *   mie eval g2p [--model DIR] [--json] [--beams N]
  *   mie pronounce [--model DIR] [--beams N] WORD...
@@ -26,6 +27,7 @@ import { explainG2P } from './explain-g2p';
 import { generate } from './generate';
 import { trainG2P } from './train-g2p';
 import { MAX_MINUTES } from './training-run';
+import { trainDigits } from './train-digits';
 import { trainLM } from './train-lm';
 
 /**
@@ -66,6 +68,22 @@ baselines, and sampled continuations.
   --minutes N  the training budget in minutes (0 < N <= ${MAX_MINUTES})
   --out DIR    where the run goes (default runs/lm): DIR/model, DIR/train, DIR/metrics.json, DIR/loss-curve.png
   --seed N     the seed of initialisation, the training windows and the samples (default 1)
+  --resume     continue the run in DIR exactly (its architecture, schedule, data order and step)
+  --force      delete the files a run writes in DIR (never others) and start over`,
+  },
+  {
+    name: 'train digits',
+    usage: 'mie train digits [--minutes N] [--out DIR] [--seed N] [--resume | --force]',
+    summary: 'train a reader of handwritten digit strips (default 10 minutes, out runs/digits)',
+    details: `Trains an image-to-sequence transformer (a ViT encoder over 7 x 7 patches and a text decoder) to
+read strips of 1 to 5 handwritten MNIST digits (28 x 140 pixels) for N minutes (fractional
+allowed; default 10), keeps the checkpoint with the best validation sequence accuracy, then
+prints test sequence accuracy and digit error rate on 10,000 strips of MNIST test digits (greedy
+and 5 beams) and draws where the model looks for each digit of a few test strips.
+  --minutes N  the training budget in minutes (0 < N <= ${MAX_MINUTES})
+  --out DIR    where the run goes (default runs/digits): DIR/model, DIR/train, DIR/metrics.json,
+               DIR/loss-curve.png, DIR/attention-N.png
+  --seed N     the seed of initialisation and of the training strips (default 1)
   --resume     continue the run in DIR exactly (its architecture, schedule, data order and step)
   --force      delete the files a run writes in DIR (never others) and start over`,
   },
@@ -162,6 +180,7 @@ export class MieUsageError extends MieConfigError {}
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   'train g2p': ['minutes', 'out', 'seed', 'resume', 'force'],
   'train lm': ['minutes', 'out', 'seed', 'resume', 'force'],
+  'train digits': ['minutes', 'out', 'seed', 'resume', 'force'],
   'train iris': ['out', 'seed', 'resume', 'force'],
   'eval g2p': ['model', 'json', 'beams'],
   pronounce: ['model', 'beams'],
@@ -279,6 +298,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === 'train lm') {
     const metrics = await trainLM({ minutes: positiveNumber(values.minutes, 'minutes', 10, MAX_MINUTES), out: values.out ?? 'runs/lm', seed, resume, force });
     return Number.isFinite(metrics.test.model) ? 0 : 1;
+  }
+  if (name === 'train digits') {
+    const metrics = await trainDigits({ minutes: positiveNumber(values.minutes, 'minutes', 10, MAX_MINUTES), out: values.out ?? 'runs/digits', seed, resume, force });
+    return Number.isFinite(metrics.test.greedy.sequenceAccuracy) ? 0 : 1;
   }
   if (name === 'generate') {
     if (values.prompt === undefined) throw new MieUsageError('generate needs --prompt TEXT');

@@ -39,6 +39,14 @@ export const LM_RUN: RunLayout = {
   resumeNeeds: [path.join('train', 'lm-config.json'), path.join('train', 'last', 'checkpoint.safetensors')],
 };
 
+/** `mie train digits`: see train-digits.ts for what each is. */
+export const DIGITS_RUN: RunLayout = {
+  command: 'mie train digits',
+  entries: ['train', 'model', 'metrics.json', 'loss-curve.png'],
+  patterns: [/^attention-\d+\.png$/, ATOMIC_WRITE_FILES],
+  resumeNeeds: [path.join('train', 'digits-config.json'), path.join('train', 'last', 'checkpoint.safetensors')],
+};
+
 /** `mie train iris`: the model itself in DIR (so `--model DIR` works), the trainer's state in DIR/train. */
 export const IRIS_RUN: RunLayout = {
   command: 'mie train iris',
