@@ -84,7 +84,8 @@ describe('RotaryPositionEncoding', () => {
 
   it('has the documented defaults, no parameters and no state', () => {
     const rope = new RotaryPositionEncoding({ headDim: 64 });
-    expect(rope.config).toEqual({ headDim: 64, maxSeqLength: 5000, base: 10000, interleaved: false });
+    expect(rope.config).toEqual({ headDim: 64, maxSeqLength: 5000, base: 10000, interleaved: false, scaling: null });
+    expect(rope.attentionFactor).toBe(1);
     expect(rope.countParameters({ trainableOnly: false })).toBe(0);
     expect(rope.stateDict()).toEqual({});
     expect(rope.cosTable.shape).toEqual([5000, 64]);
@@ -231,7 +232,7 @@ describe('RotaryPositionEncoding', () => {
       ['maxSeqLength -1', { headDim: 8, maxSeqLength: -1 }, /option "maxSeqLength" must be a positive integer\. Received: -1\./],
       ['base 1', { headDim: 8, base: 1 }, /option "base" must be a finite number greater than 1\. Received: 1\./],
       ['a string interleaved', { headDim: 8, interleaved: 'yes' }, /option "interleaved" must be a boolean\. Received: "yes"\./],
-      ['a snake_case option', { head_dim: 8 }, /RotaryPositionEncoding: unknown option "head_dim"; the options are headDim, maxSeqLength, base, interleaved\./],
+      ['a snake_case option', { head_dim: 8 }, /RotaryPositionEncoding: unknown option "head_dim"; the options are headDim, maxSeqLength, base, interleaved, scaling\./],
     ])('rejects %s with MieConfigError', (_label, options, message) => {
       const build = () => new RotaryPositionEncoding(options as never);
       expect(build).toThrow(MieConfigError);

@@ -14,6 +14,6 @@ describe('README', () => {
 
   it('runs its example as written', async () => {
     const printed = await runExample(blocks[0], { '@mie/core': core, '@mie/positional': positional });
-    expect(printed).toEqual(['2,10,64', '2,10,4,16 2,10,1,16 2,1,64', '8 64']);
+    expect(printed).toEqual(['2,10,64', '2,10,4,16 2,10,1,16 2,1,64', '2,10,4,16 1,4,10,10', '8 64']);
   });
 });

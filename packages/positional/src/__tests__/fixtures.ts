@@ -33,3 +33,35 @@ export function maxAbsDifference(actual: tf.Tensor, expected: FixtureTensor | tf
   return worst;
 }
 
+
+/** `fixtures/positions-advanced.json`, written by scripts/fixtures/positions_advanced.py. */
+export interface AdvancedPositionsFixture {
+  headDim: number;
+  maxSeqLength: number;
+  /** `[1, 5, 2, headDim]` and `[1, 5, 1, headDim]`, float32-representable. */
+  q: FixtureTensor;
+  k: FixtureTensor;
+  rope: Array<{
+    type: 'linear' | 'dynamic' | 'yarn';
+    factor: number;
+    base: number;
+    originalMaxSeqLength: number | null;
+    /** YaRN only: HF's truncated correction range. */
+    correctionRange?: [number, number];
+    /** The angles of `positions` in a sequence of `length` positions; cos/sin are the first headDim/2 columns. */
+    tables: Array<{ length: number; invFreq: number[]; attentionFactor: number; positions: number[]; cos: FixtureTensor; sin: FixtureTensor }>;
+    /** One forward at positions offset .. offset + 4 (sequence length offset + 5). */
+    rotations: Array<{ interleaved: boolean; offset: number; qRotated: FixtureTensor; kRotated: FixtureTensor }>;
+  }>;
+  /** The distances (key - query) every bucket case covers. */
+  relativePositions: number[];
+  buckets: Array<{ bidirectional: boolean; numBuckets: number; maxDistance: number; buckets: number[]; float64Differs: number[] }>;
+  bias: Array<{
+    bidirectional: boolean;
+    numBuckets: number;
+    maxDistance: number;
+    numHeads: number;
+    weight: FixtureTensor;
+    cases: Array<{ queryLength: number; keyLength: number; offset: number; bias: FixtureTensor }>;
+  }>;
+}
