@@ -9,7 +9,7 @@
  */
 import { MieConfigError, MieShapeError, buffer, checkOneOf, errorMessage, tf, type HookPointRunner } from '@mie/core';
 import type { LinearLayer } from '@mie/layers';
-import { RotaryPositionEncoding } from '@mie/positional';
+import { RotaryPositionEncoding, type RotaryScalingOptions } from '@mie/positional';
 import { KeyValueCache } from './kv-cache';
 import { buildAttentionMask, type AttentionMaskOptions } from './masks';
 import { checkAttentionMemory, checkCache, checkPositions } from './options';
@@ -100,10 +100,10 @@ export const ATTENTION_CALL_EXTRAS = ['cache', 'projectedKeyValue', 'bias'] as c
 /** Builds the position treatment of a module: a rotary table or ALiBi slopes (buffers, not state). */
 export function positionTreatment(
   kind: AttentionPositionKind,
-  { numHeads, headDim, maxSeqLength }: { numHeads: number; headDim: number; maxSeqLength: number },
+  { numHeads, headDim, maxSeqLength, rotaryScaling = null }: { numHeads: number; headDim: number; maxSeqLength: number; rotaryScaling?: RotaryScalingOptions | null },
 ): { rotary: RotaryPositionEncoding | null; slopes: tf.Tensor | null } {
   return {
-    rotary: kind === 'rotary' ? new RotaryPositionEncoding({ headDim, maxSeqLength }) : null,
+    rotary: kind === 'rotary' ? new RotaryPositionEncoding({ headDim, maxSeqLength, scaling: rotaryScaling }) : null,
     slopes: kind === 'alibi' ? buffer([1, numHeads, 1, 1], () => tf.tensor4d(alibiSlopes(numHeads), [1, numHeads, 1, 1])) : null,
   };
 }

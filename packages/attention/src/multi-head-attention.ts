@@ -20,7 +20,7 @@ import {
   tf,
 } from '@mie/core';
 import { LinearLayer } from '@mie/layers';
-import type { RotaryPositionEncoding } from '@mie/positional';
+import type { RotaryPositionEncoding, RotaryScalingOptions } from '@mie/positional';
 import {
   ATTENTION_CALL_EXTRAS,
   ATTENTION_HOOK_POINTS,
@@ -62,6 +62,12 @@ export interface MultiHeadAttentionOptions {
   positionalEncoding?: AttentionPositionKind;
   /** Longest sequence (cache included) that rotary or ALiBi positions cover. Default 5000. */
   maxSeqLength?: number;
+  /**
+   * Rotary scaling for contexts longer than the training one (`RotaryPositionEncoding`'s
+   * `scaling`: `{ type: 'linear' | 'dynamic' | 'yarn', factor, originalMaxSeqLength? }`); only with
+   * rotary positions. Default null.
+   */
+  rotaryScaling?: RotaryScalingOptions | null;
 }
 
 /** The resolved options of a {@link MultiHeadAttention}. */
@@ -88,7 +94,7 @@ export interface MultiHeadAttentionCallOptions extends AttentionMaskOptions {
 /** A `torch.nn.MultiheadAttention` state dict (`in_proj_weight`, `in_proj_bias`, `out_proj.*`). */
 export type TorchMultiheadAttentionState = Record<string, tf.Tensor>;
 
-const OPTIONS = ['inputDim', 'numHeads', 'numKeyValueHeads', 'dropout', 'useRotaryEmbeddings', 'positionalEncoding', 'maxSeqLength'] as const;
+const OPTIONS = ['inputDim', 'numHeads', 'numKeyValueHeads', 'dropout', 'useRotaryEmbeddings', 'positionalEncoding', 'maxSeqLength', 'rotaryScaling'] as const;
 
 /**
  * Multi-head attention: `forward(query, key, value, { mask, keyPaddingMask, causal, cache })` ->
@@ -115,7 +121,7 @@ export class MultiHeadAttention extends Module {
   constructor(options: MultiHeadAttentionOptions) {
     super();
     const name = 'MultiHeadAttention';
-    const { inputDim, numHeads, numKeyValueHeads = options?.numHeads, dropout = 0.1, useRotaryEmbeddings = false, maxSeqLength = 5000 } = checkOptions(name, options, OPTIONS);
+    const { inputDim, numHeads, numKeyValueHeads = options?.numHeads, dropout = 0.1, useRotaryEmbeddings = false, maxSeqLength = 5000, rotaryScaling = null } = checkOptions(name, options, OPTIONS);
     checkPositiveInteger(name, 'inputDim', inputDim);
     checkPositiveInteger(name, 'numHeads', numHeads);
     checkHeadCount(name, 'inputDim', inputDim, 'numHeads', numHeads);
@@ -130,13 +136,16 @@ export class MultiHeadAttention extends Module {
       throw new MieConfigError(errorMessage(name, 'option "useRotaryEmbeddings"', `contradicts positionalEncoding '${String(positionalEncoding)}'`, true));
     }
     checkAttentionPositions(name, useRotaryEmbeddings ? 'useRotaryEmbeddings' : 'positionalEncoding', positionalEncoding, headDim, 'inputDim');
-    this.config = Object.freeze({ inputDim, numHeads, numKeyValueHeads, dropout, useRotaryEmbeddings: positionalEncoding === 'rotary', positionalEncoding, maxSeqLength });
+    if (rotaryScaling !== null && positionalEncoding !== 'rotary') {
+      throw new MieConfigError(errorMessage(name, 'option "rotaryScaling"', "needs rotary positions (positionalEncoding 'rotary')", rotaryScaling));
+    }
+    this.config = Object.freeze({ inputDim, numHeads, numKeyValueHeads, dropout, useRotaryEmbeddings: positionalEncoding === 'rotary', positionalEncoding, maxSeqLength, rotaryScaling });
     const projection = (outFeatures: number) => new LinearLayer({ inFeatures: inputDim, outFeatures, initType: 'xavier_uniform' });
     this.qProj = projection(inputDim);
     this.kProj = projection(numKeyValueHeads * headDim);
     this.vProj = projection(numKeyValueHeads * headDim);
     this.outProj = projection(inputDim);
-    ({ rotary: this.rotary, slopes: this.slopes } = positionTreatment(positionalEncoding, { numHeads, headDim, maxSeqLength }));
+    ({ rotary: this.rotary, slopes: this.slopes } = positionTreatment(positionalEncoding, { numHeads, headDim, maxSeqLength, rotaryScaling }));
     this.#layout = { module: name, width: inputDim, widthName: 'inputDim', numHeads, numKeyValueHeads, rotary: this.rotary, slopes: this.slopes, maxSeqLength };
   }
 

@@ -23,7 +23,7 @@ export {
   type VisualizeRotationOptions,
   type VisualizeScalingOptions,
 } from './rotary-position-encoding';
-export { ROTARY_SCALING_TYPES, type RotaryScaling, type RotaryScalingOptions, type RotaryScalingType } from './rope-scaling';
+export { ROTARY_SCALING_TYPES, resolveRotaryScaling, type RotaryScaling, type RotaryScalingOptions, type RotaryScalingType } from './rope-scaling';
 export {
   RelativePositionBias,
   relativePositionBucket,

@@ -28,6 +28,9 @@ const VARIANTS: Array<[string, Partial<TransformerStackOptions>]> = [
   ['GQA (2 key/value heads) with rotary', { numKeyValueHeads: 2, positionalEncoding: 'rotary' }],
   ['ALiBi', { positionalEncoding: 'alibi' }],
   ['multi-query ALiBi, pre-norm', { numKeyValueHeads: 1, positionalEncoding: 'alibi', normFirst: true }],
+  ["T5's relative position bias, GQA", { numKeyValueHeads: 2, positionalEncoding: 't5', normFirst: true }],
+  ['rotary with linear scaling (position interpolation)', { positionalEncoding: 'rotary', rotaryScaling: { type: 'linear', factor: 4 } }],
+  ['rotary with YaRN scaling', { positionalEncoding: 'rotary', rotaryScaling: { type: 'yarn', factor: 4, originalMaxSeqLength: 8 } }],
 ];
 
 const stack = (extra: Partial<TransformerStackOptions>): TransformerStackOptions => ({
@@ -100,6 +103,37 @@ describe.each(VARIANTS)('TransformerDecoder, %s', (_label, extra) => {
   });
 });
 
+describe('dynamic (NTK-aware) rotary scaling in a stack', () => {
+  const dynamic: Partial<TransformerStackOptions> = { positionalEncoding: 'rotary', rotaryScaling: { type: 'dynamic', factor: 2, originalMaxSeqLength: 4 } };
+
+  it('trains, and its angles change once the sequence passes originalMaxSeqLength', () => {
+    const encoder = new TransformerEncoder(stack(dynamic));
+    expect(encoder.layers[0].selfAttn.rotary!.config.scaling).toEqual({ type: 'dynamic', factor: 2, originalMaxSeqLength: 4 });
+    const ids = tf.tensor2d(IDS, [2, 6], 'int32');
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(encoder.forward(ids, { causal: true }))) as tf.Scalar, encoder.trainableParameters());
+    expect(encoder.namedParameters().filter(([, v]) => !(tf.max(tf.abs(grads[v.name])).dataSync()[0] > 0))).toEqual([]);
+    tf.dispose([value, ...Object.values(grads)]);
+    // Within the original context, dynamic scaling changes nothing.
+    const plain = new TransformerEncoder(stack({ positionalEncoding: 'rotary' }));
+    plain.loadStateDict(encoder.stateDict());
+    encoder.eval();
+    plain.eval();
+    const short = tf.slice(ids, [0, 0], [2, 4]);
+    const [a, b] = [encoder.forward(short, { causal: true }), plain.forward(short, { causal: true })];
+    expect(maxDiff(a, b)).toBeLessThan(1e-6);
+    const [c, d] = [encoder.forward(ids, { causal: true }), plain.forward(ids, { causal: true })];
+    expect(maxDiff(c, d)).toBeGreaterThan(1e-4);
+    tf.dispose([ids, short, a, b, c, d]);
+    encoder.dispose();
+    plain.dispose();
+  });
+
+  it('refuses scaling without rotary positions, or a dynamic context that cannot grow', () => {
+    expect(() => new TransformerEncoder(stack({ rotaryScaling: { type: 'linear', factor: 2 } }))).toThrow(/TransformerEncoder: option "rotaryScaling" needs rotary positions/);
+    expect(() => new TransformerEncoder(stack({ positionalEncoding: 'rotary', rotaryScaling: { type: 'dynamic', factor: 2 } }))).toThrow(MieConfigError);
+  });
+});
+
 describe('layer and stack options for the attention variants', () => {
   it('layers accept numKeyValueHeads and positionalEncoding, and name what is wrong', () => {
     const layer = new TransformerEncoderLayer({ dModel: 16, numHeads: 4, numKeyValueHeads: 2, positionalEncoding: 'alibi', dFf: 8 });
@@ -108,7 +142,11 @@ describe('layer and stack options for the attention variants', () => {
     layer.dispose();
     expect(() => new TransformerEncoderLayer({ dModel: 16, numHeads: 4, numKeyValueHeads: 3 })).toThrow(/TransformerEncoderLayer: option "numKeyValueHeads" must divide numHeads \(4\)/);
     expect(() => new TransformerEncoderLayer({ dModel: 16, numHeads: 4, positionalEncoding: 'learned' as never })).toThrow(MieConfigError);
-    expect(() => new TransformerEncoder(stack({ positionalEncoding: 'relative' as never }))).toThrow(/option "positionalEncoding" must be one of "sinusoidal", "learned", "rotary", "alibi", "none"/);
+    expect(() => new TransformerEncoder(stack({ positionalEncoding: 'relative' as never }))).toThrow(/option "positionalEncoding" must be one of "sinusoidal", "learned", "rotary", "alibi", "t5", "none"/);
+    const t5 = new TransformerEncoder(stack({ positionalEncoding: 't5' }));
+    expect(t5.namedParameters().map(([name]) => name).filter((name) => name.includes('relative'))).toEqual(['relativePositionBias.weight']);
+    expect(t5.relativePositionBias!.config.bidirectional).toBe(true);
+    t5.dispose();
     expect(() => new TransformerEncoder(stack({ numHeads: 5 }))).toThrow(/option "dModel" must be divisible by numHeads \(5\)/);
   });
 });

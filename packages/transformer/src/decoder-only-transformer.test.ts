@@ -37,6 +37,7 @@ const VARIANTS: Array<[string, Partial<DecoderOnlyTransformerOptions>]> = [
   ['rotary, GQA, pre-norm, untied', { positionalEncoding: 'rotary', numKeyValueHeads: 2, normFirst: true, tieEmbeddings: false }],
   ['ALiBi, multi-query, pre-norm', { positionalEncoding: 'alibi', numKeyValueHeads: 1, normFirst: true }],
   ['learned', { positionalEncoding: 'learned' }],
+  ["T5's relative bias (causal buckets)", { positionalEncoding: 't5', normFirst: true }],
 ];
 
 describe.each(VARIANTS)('DecoderOnlyTransformer (%s)', (_label, options) => {

@@ -24,7 +24,8 @@ import {
 import { KeyValueCache } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LayerNorm, LinearLayer } from '@mie/layers';
-import { PositionalEncoding } from '@mie/positional';
+import { PositionalEncoding, type RelativePositionBias } from '@mie/positional';
+import { relativeBias, stackRelativeBias } from './relative-bias';
 import type { DecodingSpec, DecodingStartOptions, DecodingState } from './decoding';
 import { embedWithPositions } from './embed-positions';
 import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
@@ -93,6 +94,8 @@ export class DecoderOnlyTransformer extends BaseModel<DecoderOnlyTransformerConf
   readonly config: DecoderOnlyTransformerConfig;
   readonly embedding: TokenEmbedding;
   readonly positionalEncoding: PositionalEncoding | null;
+  /** T5's relative position bias (`positionalEncoding: 't5'`, causal buckets), shared by every block; else null. */
+  readonly relativePositionBias: RelativePositionBias | null;
   readonly layers: TransformerDecoderLayer[];
   readonly norm: LayerNorm | null;
   readonly outputProjection: LinearLayer | null;
@@ -111,6 +114,7 @@ export class DecoderOnlyTransformer extends BaseModel<DecoderOnlyTransformerConf
       positionalEncoding === 'sinusoidal' || positionalEncoding === 'learned'
         ? new PositionalEncoding({ dModel, maxSeqLength, dropout, encodingType: positionalEncoding })
         : null;
+    this.relativePositionBias = stackRelativeBias(positionalEncoding, config.numHeads, false);
     this.layers = Array.from({ length: numLayers }, () => new TransformerDecoderLayer({ ...layerOptions(config), crossAttention: false }));
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
     this.outputProjection = config.tieEmbeddings ? null : new LinearLayer({ inFeatures: dModel, outFeatures: vocabSize, initType: 'xavier_uniform' });
@@ -141,8 +145,9 @@ export class DecoderOnlyTransformer extends BaseModel<DecoderOnlyTransformerConf
       const mask = keyPaddingMask ?? (caches ? undefined : (this.paddingMask(ids) ?? undefined));
       let x = embedWithPositions(ids, this.embedding, this.positionalEncoding, this.config.dropout, this.training, offset);
       const selfAttention: tf.Tensor[] = [];
+      const bias = relativeBias(this.relativePositionBias, ids.shape[1] as number, offset);
       this.layers.forEach((layer, i) => {
-        const result = layer.forwardWithAttention(x, null, { causal: true, keyPaddingMask: mask, cache: caches?.[i] });
+        const result = layer.forwardWithAttention(x, null, { causal: true, keyPaddingMask: mask, cache: caches?.[i], bias });
         x = result.output;
         selfAttention.push(result.selfAttention);
       });

@@ -9,6 +9,7 @@
 import { checkCallOptions, BaseModel, MieConfigError, MieShapeError, errorMessage, option, registerModel, resolveOptions, tf, type ForwardMethods } from '@mie/core';
 import type { KeyValueCache, ProjectedKeyValue } from '@mie/attention';
 import { LinearLayer, type ActivationName } from '@mie/layers';
+import type { RotaryScalingOptions } from '@mie/positional';
 import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
 import { TransformerDecoder } from './transformer-decoder';
 import { TransformerEncoder } from './transformer-encoder';
@@ -54,6 +55,8 @@ export interface EncoderDecoderTransformerOptions {
   normFirst?: boolean;
   /** Layer-norm epsilon. Default 1e-5. */
   layerNormEps?: number;
+  /** With rotary positions: scaling for longer contexts (`{ type, factor, originalMaxSeqLength? }`). Default null. */
+  rotaryScaling?: RotaryScalingOptions | null;
 }
 
 export type EncoderDecoderTransformerConfig = Required<EncoderDecoderTransformerOptions>;
@@ -77,6 +80,7 @@ const OPTIONS = {
   activation: MODEL_OPTIONS.activation,
   normFirst: MODEL_OPTIONS.normFirst,
   layerNormEps: MODEL_OPTIONS.layerNormEps,
+  rotaryScaling: MODEL_OPTIONS.rotaryScaling,
 } as const;
 
 /** Call options of {@link EncoderDecoderTransformer.forward}. */

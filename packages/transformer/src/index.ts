@@ -15,6 +15,7 @@ export { type TransformerLayerOptions, type TransformerLayerConfig } from './lay
 export { TransformerEncoder, type EncoderOutput, type TransformerEncoderCallOptions } from './transformer-encoder';
 export { TransformerDecoder, type TransformerDecoderCallOptions, type DecoderOutput } from './transformer-decoder';
 export { POSITIONAL_ENCODINGS, type PositionalEncodingKind, type TransformerStackOptions, type TransformerStackConfig } from './stack-options';
+export { type ModelOptions } from './model-options';
 export {
   Transformer,
   type TransformerOptions,

@@ -2,6 +2,7 @@
 import { MieConfigError, errorMessage, option, resolveOptions } from '@mie/core';
 import type { AttentionPositionKind } from '@mie/attention';
 import type { ActivationName } from '@mie/layers';
+import type { RotaryScalingOptions } from '@mie/positional';
 import { LAYER_MODEL_OPTIONS, LAYER_POSITION_OPTION, MODEL_OPTIONS, checkHeads } from './model-options';
 
 /** Options of {@link TransformerEncoderLayer} and {@link TransformerDecoderLayer} (the design's names). */
@@ -31,6 +32,8 @@ export interface TransformerLayerOptions {
   normFirst?: boolean;
   /** Epsilon of the layer norms. Default 1e-5. */
   layerNormEps?: number;
+  /** With rotary positions: scaling for longer contexts (`{ type, factor, originalMaxSeqLength? }`). Default null. */
+  rotaryScaling?: RotaryScalingOptions | null;
 }
 
 export type TransformerLayerConfig = Required<TransformerLayerOptions>;
@@ -62,5 +65,6 @@ export function resolveLayerOptions(module: string, options: TransformerLayerOpt
     activation: resolved.activation,
     normFirst: resolved.normFirst,
     layerNormEps: resolved.layerNormEps,
+    rotaryScaling: resolved.rotaryScaling,
   });
 }

@@ -6,9 +6,10 @@
 import { MieConfigError, errorMessage, option, pickOptions, type OptionSpec } from '@mie/core';
 import { ATTENTION_POSITIONS, checkAttentionPositions, type AttentionPositionKind } from '@mie/attention';
 import { checkActivation, type ActivationName } from '@mie/layers';
+import { resolveRotaryScaling, type RotaryScalingOptions } from '@mie/positional';
 
 /** How a stack or model encodes positions. */
-export const POSITIONAL_ENCODINGS = ['sinusoidal', 'learned', 'rotary', 'alibi', 'none'] as const;
+export const POSITIONAL_ENCODINGS = ['sinusoidal', 'learned', 'rotary', 'alibi', 't5', 'none'] as const;
 export type PositionalEncodingKind = (typeof POSITIONAL_ENCODINGS)[number];
 
 /** The options every stack and model takes (each class adds its own and may document these further). */
@@ -32,9 +33,16 @@ export interface ModelOptions {
   /** Epsilon of the layer norms. Default 1e-5. */
   layerNormEps?: number;
   /**
+   * With rotary positions: scaling for contexts longer than the training one,
+   * `{ type: 'linear' | 'dynamic' | 'yarn', factor, originalMaxSeqLength? }` (Hugging Face's
+   * `rope_scaling`; see `RotaryPositionEncoding`). Default null.
+   */
+  rotaryScaling?: RotaryScalingOptions | null;
+  /**
    * `'sinusoidal'` (default) or `'learned'` absolute encodings added to the inputs (then dropout),
    * `'rotary'` embeddings inside self-attention (an even head size), `'alibi'` linear biases on the
-   * self-attention scores, or `'none'`.
+   * self-attention scores, `'t5'` a learned bucketed relative bias on them (one
+   * `RelativePositionBias` per stack, shared by its layers, as T5 does), or `'none'`.
    */
   positionalEncoding?: PositionalEncodingKind;
 }
@@ -50,6 +58,8 @@ export const MODEL_OPTIONS = {
   activation: option.custom((module, _name, value): ActivationName => checkActivation(module, value), 'relu'),
   normFirst: option.boolean(false),
   layerNormEps: option.positiveNumber(1e-5),
+  // Checked with maxSeqLength and the positions by checkHeads.
+  rotaryScaling: option.custom((_module, _name, value) => value as RotaryScalingOptions | null, null),
 } as const;
 
 /** A stack's or model's `positionalEncoding` (default sinusoidal). */
@@ -73,19 +83,32 @@ export const STACK_MODEL_OPTIONS = {
   normFirst: MODEL_OPTIONS.normFirst,
   layerNormEps: MODEL_OPTIONS.layerNormEps,
   positionalEncoding: POSITIONAL_ENCODING_OPTION,
+  rotaryScaling: MODEL_OPTIONS.rotaryScaling,
 } as const;
 
 /** The width and head options of a layer, picked from {@link MODEL_OPTIONS}. */
-export const LAYER_MODEL_OPTIONS = pickOptions(MODEL_OPTIONS, ['numKeyValueHeads', 'dFf', 'dropout', 'maxSeqLength', 'activation', 'normFirst', 'layerNormEps']);
+export const LAYER_MODEL_OPTIONS = pickOptions(MODEL_OPTIONS, ['numKeyValueHeads', 'dFf', 'dropout', 'maxSeqLength', 'activation', 'normFirst', 'layerNormEps', 'rotaryScaling']);
 
 /**
  * The checks between options: `numHeads` divides `dModel`, `numKeyValueHeads` divides
- * `numHeads`, and rotary positions need an even head size.
+ * `numHeads`, rotary positions need an even head size, and `rotaryScaling` needs rotary positions
+ * (and is valid for `maxSeqLength`).
  */
 export function checkHeads(
   module: string,
-  { dModel, numHeads, numKeyValueHeads, attentionPositions }: { dModel: number; numHeads: number; numKeyValueHeads: number; attentionPositions: AttentionPositionKind },
+  {
+    dModel,
+    numHeads,
+    numKeyValueHeads,
+    attentionPositions,
+    rotaryScaling = null,
+    maxSeqLength = 5000,
+  }: { dModel: number; numHeads: number; numKeyValueHeads: number; attentionPositions: AttentionPositionKind; rotaryScaling?: RotaryScalingOptions | null; maxSeqLength?: number },
 ): void {
+  if (rotaryScaling !== null) {
+    if (attentionPositions !== 'rotary') throw new MieConfigError(errorMessage(module, 'option "rotaryScaling"', "needs rotary positions (positionalEncoding 'rotary')", rotaryScaling));
+    resolveRotaryScaling(module, rotaryScaling, maxSeqLength);
+  }
   if (dModel % numHeads !== 0) throw new MieConfigError(errorMessage(module, 'option "dModel"', `must be divisible by numHeads (${numHeads})`, dModel));
   if (numHeads % numKeyValueHeads !== 0) {
     throw new MieConfigError(errorMessage(module, 'option "numKeyValueHeads"', `must divide numHeads (${numHeads})`, numKeyValueHeads));

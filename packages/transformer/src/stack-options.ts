@@ -36,6 +36,9 @@ export function resolveStackOptions(module: string, options: TransformerStackOpt
 
 /** The layer options of a stack (or of any model built from the shared option table). */
 export function layerOptions(config: Omit<TransformerLayerOptions, 'positionalEncoding' | 'useRotaryEmbeddings'> & { positionalEncoding: PositionalEncodingKind }): TransformerLayerOptions {
-  const { dModel, numHeads, numKeyValueHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding } = config;
-  return { dModel, numHeads, numKeyValueHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding: attentionPositions(positionalEncoding) };
+  const { dModel, numHeads, numKeyValueHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding, rotaryScaling = null } = config;
+  return {
+    dModel, numHeads, numKeyValueHeads, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, rotaryScaling,
+    positionalEncoding: attentionPositions(positionalEncoding),
+  };
 }

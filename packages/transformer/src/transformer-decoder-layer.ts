@@ -24,11 +24,13 @@ export interface TransformerDecoderLayerCallOptions {
   memoryKeyPaddingMask?: tf.Tensor;
   /** Self-attention key/value cache for incremental decoding. */
   cache?: KeyValueCache;
+  /** An additive bias on the self-attention scores, `[1 | b, heads, t, keys]` (a stack's T5 relative bias). */
+  bias?: tf.Tensor;
   /** Cross-attention keys and values projected once per source (`crossAttn.projectKeyValue(memory, memory)`). */
   memoryKeyValue?: ProjectedKeyValue;
 }
 
-const DECODER_LAYER_OPTIONS = ['mask', 'keyPaddingMask', 'causal', 'memoryMask', 'memoryKeyPaddingMask', 'cache', 'memoryKeyValue'] as const;
+const DECODER_LAYER_OPTIONS = ['mask', 'keyPaddingMask', 'causal', 'memoryMask', 'memoryKeyPaddingMask', 'cache', 'memoryKeyValue', 'bias'] as const;
 const DECODER_LAYER_HOOK_POINTS = ['hookResidPre', 'hookResidMid', 'hookResidMidCross', 'hookResidPost', 'hookPre', 'hookPost'] as const;
 
 /** Output of {@link TransformerDecoderLayer.forwardWithAttention}. */
@@ -83,8 +85,8 @@ export class TransformerDecoderLayer extends Module {
     const { crossAttention = true, ...layer } = options ?? ({} as TransformerDecoderLayerOptions);
     checkBoolean(name, 'crossAttention', crossAttention);
     this.config = Object.freeze({ ...resolveLayerOptions(name, layer), crossAttention });
-    const { dModel, numHeads, numKeyValueHeads, dFf, dropout: rate, positionalEncoding, maxSeqLength, layerNormEps } = this.config;
-    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate, positionalEncoding, maxSeqLength });
+    const { dModel, numHeads, numKeyValueHeads, dFf, dropout: rate, positionalEncoding, maxSeqLength, layerNormEps, rotaryScaling } = this.config;
+    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate, positionalEncoding, maxSeqLength, rotaryScaling });
     // Rotary and ALiBi positions relate tokens of one sequence: cross-attention does without.
     this.crossAttn = crossAttention ? new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate }) : null;
     this.linear1 = new LinearLayer({ inFeatures: dModel, outFeatures: dFf, initType: 'xavier_uniform' });
@@ -131,14 +133,14 @@ export class TransformerDecoderLayer extends Module {
         throw new MieShapeError(errorMessage(name, 'memory', `must have the batch size of input x (${x.shape[0]})`, memory));
       }
     }
-    const { mask, keyPaddingMask, causal, memoryMask, memoryKeyPaddingMask, cache, memoryKeyValue } = options;
+    const { mask, keyPaddingMask, causal, memoryMask, memoryKeyPaddingMask, cache, memoryKeyValue, bias } = options;
     const result = tf.tidy(() => {
       const rate = this.config.dropout;
       const crossAttn = this.crossAttn;
       let selfWeights!: tf.Tensor;
       let crossWeights: tf.Tensor | null = null;
       const selfAttentionBlock = (h: tf.Tensor) => {
-        const [out, w] = this.selfAttn.forward(h, h, h, { mask, keyPaddingMask, causal, cache });
+        const [out, w] = this.selfAttn.forward(h, h, h, { mask, keyPaddingMask, causal, cache, bias });
         selfWeights = w;
         return dropout(out, rate, this.training);
       };

@@ -7,7 +7,8 @@ import { checkCallOptions, BaseModel, MieShapeError, OUTPUT_FIELD, registerModel
 import type { KeyValueCache, MultiHeadAttention, ProjectedKeyValue } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LayerNorm } from '@mie/layers';
-import { PositionalEncoding } from '@mie/positional';
+import { PositionalEncoding, type RelativePositionBias } from '@mie/positional';
+import { relativeBias, stackRelativeBias } from './relative-bias';
 import { embedWithPositions } from './embed-positions';
 import { checkStackMemory } from './stack-memory';
 import { layerOptions, resolveStackOptions, type TransformerStackConfig, type TransformerStackOptions } from './stack-options';
@@ -49,6 +50,8 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
   readonly config: TransformerStackConfig;
   readonly embedding: TokenEmbedding;
   readonly positionalEncoding: PositionalEncoding | null;
+  /** T5's relative position bias (`positionalEncoding: 't5'`, causal buckets), shared by every layer; else null. */
+  readonly relativePositionBias: RelativePositionBias | null;
   readonly layers: TransformerDecoderLayer[];
   readonly norm: LayerNorm | null;
 
@@ -62,6 +65,7 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
       positionalEncoding === 'sinusoidal' || positionalEncoding === 'learned'
         ? new PositionalEncoding({ dModel, maxSeqLength, dropout, encodingType: positionalEncoding })
         : null;
+    this.relativePositionBias = stackRelativeBias(positionalEncoding, this.config.numHeads, false);
     this.layers = Array.from({ length: numLayers }, () => new TransformerDecoderLayer(layerOptions(this.config)));
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
   }
@@ -88,8 +92,9 @@ export class TransformerDecoder extends BaseModel<TransformerStackConfig> {
       let x = embedWithPositions(ids, this.embedding, this.positionalEncoding, this.config.dropout, this.training, offset);
       const selfAttention: tf.Tensor[] = [];
       const crossAttention: tf.Tensor[] = [];
+      const bias = relativeBias(this.relativePositionBias, ids.shape[1] as number, offset);
       this.layers.forEach((layer, i) => {
-        const result = layer.forwardWithAttention(x, memory, { ...masks, cache: caches?.[i], memoryKeyValue: memoryKeyValues?.[i] });
+        const result = layer.forwardWithAttention(x, memory, { ...masks, cache: caches?.[i], memoryKeyValue: memoryKeyValues?.[i], bias });
         x = result.output;
         selfAttention.push(result.selfAttention);
         crossAttention.push(result.crossAttention as tf.Tensor);

@@ -14,9 +14,11 @@ import { resolveLayerOptions, type TransformerLayerConfig, type TransformerLayer
 export interface TransformerEncoderLayerCallOptions extends AttentionMaskOptions {
   /** Self-attention key/value cache (incremental causal decoding); positions continue from its length. */
   cache?: KeyValueCache;
+  /** An additive bias on the self-attention scores, `[1 | b, heads, t, keys]` (a stack's T5 relative bias). */
+  bias?: tf.Tensor;
 }
 
-const ENCODER_LAYER_OPTIONS = [...ATTENTION_MASK_OPTIONS, 'cache'] as const;
+const ENCODER_LAYER_OPTIONS = [...ATTENTION_MASK_OPTIONS, 'cache', 'bias'] as const;
 const ENCODER_LAYER_HOOK_POINTS = ['hookResidPre', 'hookResidMid', 'hookResidPost', 'hookPre', 'hookPost'] as const;
 
 /**
@@ -41,8 +43,8 @@ export class TransformerEncoderLayer extends Module {
   constructor(options: TransformerLayerOptions) {
     super();
     this.config = resolveLayerOptions('TransformerEncoderLayer', options);
-    const { dModel, numHeads, numKeyValueHeads, dFf, dropout: rate, positionalEncoding, maxSeqLength, layerNormEps } = this.config;
-    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate, positionalEncoding, maxSeqLength });
+    const { dModel, numHeads, numKeyValueHeads, dFf, dropout: rate, positionalEncoding, maxSeqLength, layerNormEps, rotaryScaling } = this.config;
+    this.selfAttn = new MultiHeadAttention({ inputDim: dModel, numHeads, numKeyValueHeads, dropout: rate, positionalEncoding, maxSeqLength, rotaryScaling });
     this.linear1 = new LinearLayer({ inFeatures: dModel, outFeatures: dFf, initType: 'xavier_uniform' });
     this.linear2 = new LinearLayer({ inFeatures: dFf, outFeatures: dModel, initType: 'xavier_uniform' });
     this.norm1 = new LayerNorm({ normalizedShape: dModel, eps: layerNormEps });

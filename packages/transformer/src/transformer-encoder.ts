@@ -6,7 +6,8 @@ import { checkCallOptions, BaseModel, MieShapeError, OUTPUT_FIELD, registerModel
 import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions, type KeyValueCache } from '@mie/attention';
 import { TokenEmbedding } from '@mie/embeddings';
 import { LayerNorm } from '@mie/layers';
-import { PositionalEncoding } from '@mie/positional';
+import { PositionalEncoding, type RelativePositionBias } from '@mie/positional';
+import { relativeBias, stackRelativeBias } from './relative-bias';
 import { embedWithPositions } from './embed-positions';
 import { checkStackMemory } from './stack-memory';
 import { layerOptions, resolveStackOptions, type TransformerStackConfig, type TransformerStackOptions } from './stack-options';
@@ -40,6 +41,8 @@ export class TransformerEncoder extends BaseModel<TransformerStackConfig> {
   readonly config: TransformerStackConfig;
   readonly embedding: TokenEmbedding;
   readonly positionalEncoding: PositionalEncoding | null;
+  /** T5's relative position bias (`positionalEncoding: 't5'`, bidirectional), shared by every layer; else null. */
+  readonly relativePositionBias: RelativePositionBias | null;
   readonly layers: TransformerEncoderLayer[];
   readonly norm: LayerNorm | null;
 
@@ -52,6 +55,7 @@ export class TransformerEncoder extends BaseModel<TransformerStackConfig> {
       positionalEncoding === 'sinusoidal' || positionalEncoding === 'learned'
         ? new PositionalEncoding({ dModel, maxSeqLength, dropout, encodingType: positionalEncoding })
         : null;
+    this.relativePositionBias = stackRelativeBias(positionalEncoding, this.config.numHeads, true);
     this.layers = Array.from({ length: numLayers }, () => new TransformerEncoderLayer(layerOptions(this.config)));
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
   }
@@ -73,8 +77,9 @@ export class TransformerEncoder extends BaseModel<TransformerStackConfig> {
     return tf.tidy(() => {
       let x = embedWithPositions(ids, this.embedding, this.positionalEncoding, this.config.dropout, this.training, offset);
       const selfAttention: tf.Tensor[] = [];
+      const bias = relativeBias(this.relativePositionBias, ids.shape[1] as number, offset);
       for (const [i, layer] of this.layers.entries()) {
-        const result = layer.forwardWithAttention(x, { ...options, cache: caches?.[i] });
+        const result = layer.forwardWithAttention(x, { ...options, cache: caches?.[i], bias });
         x = result.output;
         selfAttention.push(result.selfAttention);
       }

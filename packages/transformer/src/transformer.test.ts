@@ -65,7 +65,7 @@ describe('Transformer', () => {
     const model = new Transformer();
     expect(model.config).toEqual({
       dModel: 512, numHeads: 8, numKeyValueHeads: 8, numLayers: 6, dFf: 2048, dropout: 0.1, maxSeqLength: 5000, positionalEncoding: 'sinusoidal',
-      inputDim: 512, outputDim: null, activation: 'relu', normFirst: false, layerNormEps: 1e-5,
+      inputDim: 512, outputDim: null, activation: 'relu', normFirst: false, layerNormEps: 1e-5, rotaryScaling: null,
     });
     expect(model.countParameters()).toBe(6 * encoderLayer(512, 2048));
     expect(model.inputProjection).toBeNull();
@@ -199,12 +199,12 @@ describe('Transformer', () => {
       ['outputDim 0', { dModel: 8, numHeads: 2, outputDim: 0 }, /^Transformer: option "outputDim" must be a positive integer\. Received: 0\.$/],
       ['numLayers 0', { dModel: 8, numHeads: 2, numLayers: 0 }, /^Transformer: option "numLayers" must be a positive integer/],
       ['dropout 1', { dModel: 8, numHeads: 2, dropout: 1 }, /^Transformer: option "dropout" must be a probability in \[0, 1\)/],
-      ['an unknown positionalEncoding', { dModel: 8, numHeads: 2, positionalEncoding: 'relative' }, /^Transformer: option "positionalEncoding" must be one of "sinusoidal", "learned", "rotary", "alibi", "none"\. Received: "relative"\.$/],
+      ['an unknown positionalEncoding', { dModel: 8, numHeads: 2, positionalEncoding: 'relative' }, /^Transformer: option "positionalEncoding" must be one of "sinusoidal", "learned", "rotary", "alibi", "t5", "none"\. Received: "relative"\.$/],
       ['rotary with an odd head size', { dModel: 6, numHeads: 2, positionalEncoding: 'rotary' }, /^Transformer: option "positionalEncoding" needs an even head size; dModel \/ numHeads is 3\. Received: "rotary"\.$/],
       ['numKeyValueHeads not dividing numHeads', { dModel: 12, numHeads: 6, numKeyValueHeads: 4 }, /^Transformer: option "numKeyValueHeads" must divide numHeads \(6\)\. Received: 4\.$/],
       ['an unknown activation', { dModel: 8, numHeads: 2, activation: 'swish' }, /^Transformer: option "activation" must be one of /],
       ['a non-boolean normFirst', { dModel: 8, numHeads: 2, normFirst: 1 }, /^Transformer: option "normFirst" must be a boolean/],
-      ['a token vocabulary', { dModel: 8, numHeads: 2, vocabSize: 10 }, /^Transformer: unknown option "vocabSize"; the options are dModel, numHeads, numKeyValueHeads, numLayers, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding, inputDim, outputDim\.$/],
+      ['a token vocabulary', { dModel: 8, numHeads: 2, vocabSize: 10 }, /^Transformer: unknown option "vocabSize"; the options are dModel, numHeads, numKeyValueHeads, numLayers, dFf, dropout, maxSeqLength, activation, normFirst, layerNormEps, positionalEncoding, rotaryScaling, inputDim, outputDim\.$/],
     ])('rejects %s with MieConfigError', (_label, options, message) => {
       const build = () => new Transformer(options as never);
       expect(build).toThrow(MieConfigError);

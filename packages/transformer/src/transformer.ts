@@ -24,7 +24,8 @@ import {
 } from '@mie/core';
 import { ATTENTION_MASK_OPTIONS, type AttentionMaskOptions } from '@mie/attention';
 import { LayerNorm, LinearLayer } from '@mie/layers';
-import { PositionalEncoding, SinusoidalEncoding } from '@mie/positional';
+import { PositionalEncoding, SinusoidalEncoding, type RelativePositionBias } from '@mie/positional';
+import { relativeBias, stackRelativeBias } from './relative-bias';
 import { STACK_MODEL_OPTIONS, attentionPositions, checkHeads, type ModelOptions } from './model-options';
 import { layerOptions } from './stack-options';
 import { TransformerEncoderLayer } from './transformer-encoder-layer';
@@ -97,6 +98,8 @@ export class Transformer extends BaseModel<TransformerConfig> {
   readonly inputProjection: LinearLayer | null;
   /** Sinusoidal or learned positions (with the first dropout), or `null` for rotary, ALiBi and none. */
   readonly positionalEncoding: PositionalEncoding | null;
+  /** T5's relative position bias (`positionalEncoding: 't5'`, bidirectional), shared by every layer; else null. */
+  readonly relativePositionBias: RelativePositionBias | null;
   readonly layers: TransformerEncoderLayer[];
   /** The final layer norm of a pre-norm stack; `null` in post-norm. */
   readonly norm: LayerNorm | null;
@@ -114,7 +117,8 @@ export class Transformer extends BaseModel<TransformerConfig> {
         : positionalEncoding === 'learned'
           ? new PositionalEncoding({ dModel, maxSeqLength, dropout: rate, encodingType: 'learned' })
           : null;
-    // Rotary and ALiBi positions live inside each layer's self-attention.
+    // Rotary and ALiBi positions live inside each layer's self-attention; T5's bias is shared.
+    this.relativePositionBias = stackRelativeBias(positionalEncoding, this.config.numHeads, true);
     this.layers = Array.from({ length: numLayers }, () => new TransformerEncoderLayer(layerOptions(this.config)));
     this.norm = normFirst ? new LayerNorm({ normalizedShape: dModel, eps: layerNormEps }) : null;
     this.outputProjection = outputDim !== null ? new LinearLayer({ inFeatures: dModel, outFeatures: outputDim, initType: 'xavier_uniform' }) : null;
@@ -135,8 +139,9 @@ export class Transformer extends BaseModel<TransformerConfig> {
       let h = this.inputProjection ? this.inputProjection.forward(x) : x; // [b, t, i] -> [b, t, d]
       h = this.positionalEncoding ? this.positionalEncoding.forward(h) : dropout(h, this.config.dropout, this.training);
       const selfAttention: tf.Tensor[] = [];
+      const bias = relativeBias(this.relativePositionBias, x.shape[1] as number, 0);
       for (const layer of this.layers) {
-        const result = layer.forwardWithAttention(h, options);
+        const result = layer.forwardWithAttention(h, { ...options, bias });
         h = result.output;
         selfAttention.push(result.selfAttention);
       }

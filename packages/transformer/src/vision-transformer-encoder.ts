@@ -90,7 +90,7 @@ export const IMAGE_OPTIONS = {
 } as const;
 
 /** The layer options of the vision models, from the shared table (positions are the models' own). */
-export const VISION_LAYER_OPTIONS = pickOptions(STACK_MODEL_OPTIONS, ['dModel', 'numHeads', 'numKeyValueHeads', 'dFf', 'dropout', 'activation', 'normFirst', 'layerNormEps']);
+export const VISION_LAYER_OPTIONS = pickOptions(STACK_MODEL_OPTIONS, ['dModel', 'numHeads', 'numKeyValueHeads', 'dFf', 'dropout', 'activation', 'normFirst', 'layerNormEps', 'rotaryScaling']);
 
 const OPTIONS = {
   ...IMAGE_OPTIONS,
