@@ -8,14 +8,18 @@ import * as embeddings from './index';
 // The README's example must run as written: its first ```ts block is compiled and executed, with
 // '@mie/embeddings' resolved to this package's source.
 const readme = fs.readFileSync(path.join(__dirname, '../README.md'), 'utf8');
-const example = /```ts\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+const examples = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]);
 
-describe('README example', () => {
+describe('README examples', () => {
   beforeAll(async () => {
-    await setBackend('cpu'); // the example switches to wasm itself
+    await setBackend('cpu'); // the examples switch to wasm themselves
   });
 
-  it('runs as written, prints the documented shapes and leaks no tensor', async () => {
+  it.each([
+    ['TokenEmbedding', 0, [[[2, 4, 64], [2, 4, 1000]]]],
+    ['PatchEmbedding', 1, [[[2, 20, 64], 20]]],
+  ])('the %s example runs as written, prints the documented shapes and leaks no tensor', async (_name, index, expected) => {
+    const example = examples[index as number] ?? '';
     expect(example).toContain("from '@mie/embeddings'");
     const { outputText } = ts.transpileModule(example, {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
@@ -33,7 +37,7 @@ describe('README example', () => {
     } finally {
       log.mockRestore();
     }
-    expect(printed).toEqual([[[2, 4, 64], [2, 4, 1000]]]);
+    expect(printed).toEqual(expected);
     expect(tf.memory().numTensors).toBe(before);
     expect(tf.getBackend()).toBe('wasm');
   });
