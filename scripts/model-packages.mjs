@@ -8,13 +8,16 @@ import { join } from 'node:path';
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const MODEL_PACKAGES = ['core', 'layers', 'attention', 'positional', 'embeddings', 'transformer', 'training'];
 
-/** `pnpm pack` of each model package into `work/packs`; resolves to the tarball paths. */
+/** `pnpm pack` of `packages/<dir>` into `work/packs/<dir>`; returns the tarball's path. */
+export function packPackage(work, dir) {
+  const out = join(work, 'packs', dir);
+  execFileSync('pnpm', ['pack', '--pack-destination', out], { cwd: join(ROOT, 'packages', dir), stdio: 'pipe' });
+  return join(out, readdirSync(out).find((f) => f.endsWith('.tgz')));
+}
+
+/** `pnpm pack` of each model package into `work/packs`; returns the tarball paths. */
 export function packModelPackages(work) {
-  return MODEL_PACKAGES.map((dir) => {
-    const out = join(work, 'packs', dir);
-    execFileSync('pnpm', ['pack', '--pack-destination', out], { cwd: join(ROOT, 'packages', dir), stdio: 'pipe' });
-    return join(out, readdirSync(out).find((f) => f.endsWith('.tgz')));
-  });
+  return MODEL_PACKAGES.map((dir) => packPackage(work, dir));
 }
 
 /** A fresh npm project at `project` with `specs` (tarball paths, `name@version`) installed by npm. */

@@ -8,6 +8,7 @@ import * as positional from '@mie/positional';
 import * as embeddings from '@mie/embeddings';
 import * as transformer from '@mie/transformer';
 import { AdamW, crossEntropyLoss, valueAndGradients } from '@mie/training';
+import { runWithCache, runWithHooks, zeroHeads } from '@mie/insight';
 
 export const SRC = [[5, 6, 7, 8, 9, 2], [10, 11, 12, 2, 0, 0]];
 export const TGT_IN = [[1, 5, 6, 7, 8, 9], [1, 10, 11, 12, 2, 0]];
@@ -45,6 +46,14 @@ export async function runChecks(backend, modelUrl, { indexedDb = false } = {}) {
     result.greedy = (await model.generate(src, { maxNewTokens: 8, bosTokenId: 1, eosTokenId: 2 })).sequences;
     const beams = await model.generate(src, { maxNewTokens: 6, bosTokenId: 1, eosTokenId: 2, numBeams: 3 });
     result.beams = beams.sequences;
+    // Interpretability: the cross-attention patterns at the hook points, and a head ablated.
+    const { output, cache } = await runWithCache(model, () => model.forward(src, tgtIn), { names: (name) => name.endsWith('crossAttn.hookPattern') });
+    result.insight = { names: cache.names(), pattern: Array.from(await cache.get('decoder.layers.0.crossAttn.hookPattern').data()) };
+    cache.dispose();
+    output.dispose();
+    const ablated = await runWithHooks(model, () => model.forward(src, tgtIn), { 'decoder.layers.0.crossAttn.hookZ': zeroHeads([0]) });
+    result.insight.ablatedLogits = Array.from(await ablated.output.data());
+    ablated.output.dispose();
 
     model.train();
     const optimizer = new AdamW(model, { lr: 3e-3 });

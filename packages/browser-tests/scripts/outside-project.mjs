@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { installProject, packModelPackages } from '../../../scripts/model-packages.mjs';
+import { installProject, packModelPackages, packPackage } from '../../../scripts/model-packages.mjs';
 
 const here = dirname(dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(import.meta.url);
@@ -42,7 +42,7 @@ const www = join(project, 'www');
 const report = { bundle: null, runs: {}, skipped: {}, seconds };
 try {
   await timed('pack and install', () => {
-    const tarballs = packModelPackages(work);
+    const tarballs = [...packModelPackages(work), packPackage(work, 'insight')];
     const extras = ['@tensorflow/tfjs-backend-webgl', '@tensorflow/tfjs-backend-webgpu', 'webgpu'].map((name) => `${name}@${version(name)}`);
     installProject(project, [...tarballs, ...extras], { type: 'module' });
   });

@@ -22,6 +22,7 @@ interface Run {
   beams: number[][];
   losses: number[];
   bytesRoundTrip: number;
+  insight: { names: string[]; pattern: number[]; ablatedLogits: number[] };
   syncBytesRoundTrip?: number;
   syncBytesError?: string | null;
   indexedDbRoundTrip?: number;
@@ -59,7 +60,7 @@ describeWhen(chromiumMissing(), 'an outside project of the packed packages, in C
     expect(report.bundle.errors).toEqual([]);
     expect(report.bundle.warnings).toEqual([]);
     expect(report.bundle.nodeBuiltins).toEqual([]);
-    expect(report.bundle.mieModules).toEqual(['attention', 'core', 'embeddings', 'layers', 'positional', 'training', 'transformer']);
+    expect(report.bundle.mieModules).toEqual(['attention', 'core', 'embeddings', 'insight', 'layers', 'positional', 'training', 'transformer']);
   });
 
   it('ran everywhere it was asked to', () => {
@@ -85,6 +86,16 @@ describeWhen(chromiumMissing(), 'an outside project of the packed packages, in C
     expect(maxDifference(logits, reference.logits)).toBeLessThanOrEqual(2e-3);
     expect(greedy).toEqual(reference.greedy);
     expect(beams).toEqual(reference.beams);
+  });
+
+  it.each(RUNS)('%s: the hook points of Node cpu (@mie/insight), and an ablated head changes the logits', (run) => {
+    const reference = report.runs['node-cpu'].insight;
+    const { names, pattern, ablatedLogits } = report.runs[run].insight;
+    expect(names).toEqual(['decoder.layers.0.crossAttn.hookPattern', 'decoder.layers.1.crossAttn.hookPattern']);
+    expect(reference.names).toEqual(names);
+    expect(maxDifference(pattern, reference.pattern)).toBeLessThanOrEqual(1e-3);
+    expect(maxDifference(ablatedLogits, reference.ablatedLogits)).toBeLessThanOrEqual(2e-3);
+    expect(maxDifference(ablatedLogits, report.runs[run].logits)).toBeGreaterThan(1e-3);
   });
 
   it.each(RUNS)('%s: the first training losses of Node cpu (AdamW, dropout)', (run) => {
