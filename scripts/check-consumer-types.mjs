@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Type-checks a consumer project against the packed packages, as a user's compiler sees them:
-// the seven model packages, @mie/plot, @mie/g2p-en and @mie/cli installed from their tarballs with npm, and
+// the seven model packages, @mie/insight, @mie/plot, @mie/g2p-en and @mie/cli installed from their tarballs with npm, and
 // TypeScript strict with `skipLibCheck: false` (every .d.ts of every installed package checked),
 // as an ES module project (node16, .mts with top-level await) and as a CommonJS one, with
 // TypeScript 5.9 and with the workspace's TypeScript 6.
@@ -23,7 +23,7 @@ const pack = (dir) => {
   return join(out, readdirSync(out).find((f) => f.endsWith('.tgz')));
 };
 const typescript = JSON.parse(execFileSync('node', ['-p', "JSON.stringify(require('typescript/package.json'))"], { cwd: ROOT, encoding: 'utf8' })).version;
-const tarballs = [...packModelPackages(work), pack('plot'), pack('g2p-en'), pack('cli')];
+const tarballs = [...packModelPackages(work), pack('insight'), pack('plot'), pack('g2p-en'), pack('cli')];
 
 const uses = `
 import { BaseModel, getDevice, setBackend, tf, type DeviceInfo } from '@mie/core';
@@ -36,6 +36,7 @@ import { AdamW, crossEntropyLoss } from '@mie/training';
 import { renderLineChart } from '@mie/plot';
 import { G2PModel } from '@mie/cli';
 import { pronounce } from '@mie/g2p-en';
+import { runWithCache, type ActivationCache } from '@mie/insight';
 
 export async function main(): Promise<DeviceInfo> {
   const device = await setBackend('cpu');
@@ -45,7 +46,9 @@ export async function main(): Promise<DeviceInfo> {
   const optimizer = new AdamW(model, { lr: 1e-3 });
   const copy: BaseModel = BaseModel.fromBuffers(await model.toBuffersAsync());
   const phonemes: string[][] = await pronounce(['hello'], { beams: 2 });
-  void [phonemes, FeedForwardClassifier, MultiHeadAttention, PositionalEncoding, TokenEmbedding, renderLineChart, G2PModel, getDevice, optimizer, copy];
+  const { output, cache }: { output: tf.Tensor; cache: ActivationCache } = await runWithCache(model, () => model.forward(tf.tensor2d([[1, 2]], [1, 2], 'int32'), tf.tensor2d([[1]], [1, 1], 'int32')));
+  const pattern: tf.Tensor = cache.get('decoder.layers.0.crossAttn.hookPattern');
+  void [phonemes, output, pattern, FeedForwardClassifier, MultiHeadAttention, PositionalEncoding, TokenEmbedding, renderLineChart, G2PModel, getDevice, optimizer, copy];
   tf.dispose([logits, loss]);
   return device;
 }
