@@ -1,7 +1,8 @@
 /**
  * The page: loads @mie/g2p-en's pretrained model on the chosen backend (`?backend=` or the
  * selector: auto, webgpu, webgl, wasm, cpu), pronounces the typed word greedily and with 5
- * beams, draws the cross-attention of its letters against its phonemes, and trains a small
+ * beams, draws the cross-attention of its letters against its phonemes, reads handwritten digits
+ * drawn on a canvas with the model of `mie train digits` (digits.ts), and trains a small
  * classifier in the page with a live loss curve.
  */
 import '@tensorflow/tfjs-backend-webgl';
@@ -9,6 +10,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { BACKEND_CHOICES, getDevice, setBackend, setWasmPaths, type BackendChoice } from '@mie/core';
 import { loadG2P, type G2PModel } from '@mie/g2p-en';
 import { renderHeatmapSvg } from '@mie/plot';
+import { setUpDigits } from './digits.js';
 import { trainIrisInPage } from './iris.js';
 
 const element = <T extends Element>(id: string): T => document.querySelector(`[data-testid="${id}"]`) as T;
@@ -89,6 +91,18 @@ async function start(): Promise<void> {
   show('device', `${device.backend} (${device.kind})${device.gpu?.description ? `: ${device.gpu.description}` : ''}`);
   wordInput.disabled = false;
   wordInput.focus();
+  const digits = await setUpDigits({
+    canvas: element<HTMLCanvasElement>('digit-canvas'),
+    read: element<HTMLButtonElement>('digit-read'),
+    clear: element<HTMLButtonElement>('digit-clear'),
+    result: element<HTMLElement>('digits'),
+    time: element<HTMLElement>('digit-time'),
+    attention: element<HTMLImageElement>('digit-attention'),
+    error: element<HTMLElement>('digit-error'),
+    url: new URL('./digits/', location.href).href,
+  });
+  // For tests: read a 28 x 140 strip given as numbers in [0, 1] (row-major), as the Read button does.
+  (globalThis as { mieReadDigits?: unknown }).mieReadDigits = async (pixels: number[]) => (await digits.read(Float32Array.from(pixels))).digits.join('');
   (globalThis as { mieReady?: boolean }).mieReady = true;
 }
 

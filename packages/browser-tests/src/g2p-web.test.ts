@@ -2,14 +2,17 @@
 /**
  * The web app (apps/g2p-web, built by `pnpm web:build`) in headless Chromium: typing words gives
  * the phonemes @mie/g2p-en gives in Node, on wasm, webgl and webgpu; the page trains its
- * classifier; a screenshot is written (MIE_WEB_SCREENSHOT names where; the app's README shows one).
+ * classifier; a screenshot is written (MIE_WEB_SCREENSHOT names where; the app's README shows one);
+ * the digits panel reads strips as the shipped model does in Node, and a 1 drawn with the mouse.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { setBackend } from '@mie/core';
+import { BaseModel, setBackend, tf } from '@mie/core';
 import { pronounce } from '@mie/g2p-en';
+import '@mie/transformer'; // registers ImageToSequenceTransformer for BaseModel.load
+import type { ImageToSequenceTransformer } from '@mie/transformer';
 import { launchChromium, serveDirectory } from './chromium';
 import { PACKAGE_ROOT, chromiumMissing, describeWhen } from './__tests__/environment';
 
@@ -86,6 +89,65 @@ describeWhen(appMissing(), 'the g2p-web app in headless Chromium', () => {
         expect(await page.locator('[data-testid="loss-curve"] polyline').count()).toBe(1);
         await page.screenshot({ path: process.env.MIE_WEB_SCREENSHOT ?? join(shots, 'g2p-web.png'), fullPage: true });
       }
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describeWhen(appMissing(), 'the digits panel of the g2p-web app in headless Chromium', () => {
+  let server: { url: string; close(): Promise<void> };
+  let browser: Browser;
+
+  beforeAll(async () => {
+    server = await serveDirectory(APP);
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('wasm: reads a strip as the shipped model does in Node, and a drawn 1 as "1", with one attention panel per digit and the end', async () => {
+    await setBackend('wasm');
+    // Two strips: vertical bars in the first three boxes (ones), and a seeded pattern.
+    const bars = Array.from({ length: 28 * 140 }, (_, i) => {
+      const [y, x] = [Math.floor(i / 140), i % 140];
+      return x < 84 && x % 28 >= 13 && x % 28 <= 15 && y >= 4 && y < 24 ? 1 : 0;
+    });
+    const pattern = Array.from({ length: 28 * 140 }, (_, i) => (Math.sin(i * 12.9898) * 43758.5453) % 1 > 0.7 ? 1 : 0);
+    const model = (await BaseModel.load(join(APP, 'digits'))) as ImageToSequenceTransformer;
+    const expected: string[] = [];
+    for (const pixels of [bars, pattern]) {
+      const images = tf.tensor4d(pixels, [1, 28, 140, 1]);
+      const { sequences } = await model.generate(images, { maxNewTokens: 6 });
+      images.dispose();
+      expected.push(sequences[0].filter((token) => token >= 3).map((token) => token - 3).join(''));
+    }
+    model.dispose();
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    try {
+      await page.goto(`${server.url}?backend=wasm`);
+      await page.waitForFunction(() => (globalThis as { mieReady?: boolean; mieLoadError?: string }).mieReady || (globalThis as { mieLoadError?: string }).mieLoadError, null, { timeout: 120_000 });
+      const read = (pixels: number[]) => page.evaluate((p) => (globalThis as unknown as { mieReadDigits(p: number[]): Promise<string> }).mieReadDigits(p), pixels);
+      expect([await read(bars), await read(pattern)]).toEqual(expected);
+      // Draw a 1 in the second box with the mouse: the page moves it to the first slot and reads it.
+      const box = (await page.locator('[data-testid="digit-canvas"]').boundingBox())!;
+      const cell = box.width / 5;
+      await page.mouse.move(box.x + 1.5 * cell, box.y + 0.15 * box.height);
+      await page.mouse.down();
+      for (let step = 1; step <= 10; step++) await page.mouse.move(box.x + 1.5 * cell, box.y + (0.15 + 0.07 * step) * box.height);
+      await page.mouse.up();
+      await page.click('[data-testid="digit-read"]');
+      await page.waitForFunction(() => (document.querySelector('[data-testid="digits"]') as HTMLElement).dataset.digits !== undefined, null, { timeout: 60_000 });
+      expect(await page.textContent('[data-testid="digits"]')).toBe('1');
+      expect(await page.getAttribute('[data-testid="digit-attention"]', 'data-panels')).toBe('2');
+      expect(await page.textContent('[data-testid="digit-time"]')).toMatch(/^\d+ ms$/);
       expect(errors).toEqual([]);
     } finally {
       await page.close();

@@ -7,8 +7,18 @@ import { tf } from '@mie/core';
 import { FeedForwardBlock, FeedForwardClassifier, FeedForwardNN, LayerNorm, LinearLayer, MultiLayerPerceptron, RMSNorm } from '@mie/layers';
 import { ALiBiAttention, GroupedQueryAttention, MultiHeadAttention, ScaledDotProductAttention, SimpleAttention } from '@mie/attention';
 import { PositionalEncoding, RotaryPositionEncoding } from '@mie/positional';
-import { TokenEmbedding } from '@mie/embeddings';
-import { DecoderOnlyTransformer, EncoderDecoderTransformer, Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer } from '@mie/transformer';
+import { PatchEmbedding, TokenEmbedding } from '@mie/embeddings';
+import {
+  DecoderOnlyTransformer,
+  EncoderDecoderTransformer,
+  ImageToSequenceTransformer,
+  Transformer,
+  TransformerDecoder,
+  TransformerDecoderLayer,
+  TransformerEncoder,
+  TransformerEncoderLayer,
+  VisionTransformerEncoder,
+} from '@mie/transformer';
 import type { ConfigurableModule, InputFactory } from '@mie/test-utils/backend-agreement';
 import { withInputScale } from '@mie/test-utils/test-modules';
 
@@ -70,6 +80,7 @@ export const MODULE_CASES: readonly ModuleCase[] = [
     input: () => [normal([2, 5, 2, 8], 1), normal([2, 3, 1, 8], 2), { offset: 4 }],
   })),
   // @mie/embeddings
+  { name: 'PatchEmbedding (RGB)', factory: () => new PatchEmbedding({ imageSize: [8, 12], patchSize: 4, numChannels: 3, dModel: 6 }), input: () => [tf.randomUniform([2, 8, 12, 3], 0, 1, 'float32', 4)] },
   { name: 'TokenEmbedding (padding row)', factory: () => new TokenEmbedding({ vocabSize: 9, dModel: 5, paddingIdx: -1 }), input: () => [ids([[0, 8, 3, 3], [8, 1, 2, 7]])] },
   // @mie/transformer
   ...(['relu', 'gelu'] as const).map((activation, i) => ({
@@ -111,6 +122,20 @@ export const MODULE_CASES: readonly ModuleCase[] = [
     name: 'DecoderOnlyTransformer (ALiBi, padding from padTokenId)',
     factory: () => new DecoderOnlyTransformer({ vocabSize: 10, dModel: 16, numHeads: 2, numLayers: 1, dFf: 32, maxSeqLength: 16, positionalEncoding: 'alibi', padTokenId: 0 }),
     input: () => [ids([[0, 0, 3, 4, 5], [6, 7, 8, 9, 1]])],
+  },
+  {
+    name: 'VisionTransformerEncoder (class token, learned positions, pre-norm)',
+    factory: () => new VisionTransformerEncoder({ imageSize: [8, 12], patchSize: 4, numChannels: 1, dModel: 16, numHeads: 2, numLayers: 2, dFf: 32, normFirst: true }),
+    input: () => [tf.randomUniform([2, 8, 12, 1], 0, 1, 'float32', 5)],
+  },
+  {
+    name: 'ImageToSequenceTransformer (2-D sinusoidal positions, padding from padTokenId)',
+    factory: () =>
+      new ImageToSequenceTransformer({
+        imageSize: [8, 12], patchSize: 4, numChannels: 1, vocabSize: 9, dModel: 16, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 32,
+        maxSeqLength: 8, positionalEncoding: 'sinusoidal', padTokenId: 0,
+      }),
+    input: () => [tf.randomUniform([2, 8, 12, 1], 0, 1, 'float32', 6), ids([[1, 3, 4, 5], [1, 6, 0, 0]])],
   },
   // Training mode: MIE's dropout (host-drawn masks) and the gradients through it.
   {
