@@ -75,11 +75,11 @@ baselines, and sampled continuations.
     name: 'train digits',
     usage: 'mie train digits [--minutes N] [--out DIR] [--seed N] [--resume | --force]',
     summary: 'train a reader of handwritten digit strips (default 10 minutes, out runs/digits)',
-    details: `Trains an image-to-sequence transformer (a ViT encoder over 7 x 7 patches and a text decoder) to
-read strips of 1 to 5 handwritten MNIST digits (28 x 140 pixels) for N minutes (fractional
-allowed; default 10), keeps the checkpoint with the best validation sequence accuracy, then
-prints test sequence accuracy and digit error rate on 10,000 strips of MNIST test digits (greedy
-and 5 beams) and draws where the model looks for each digit of a few test strips.
+    details: `Trains an image-to-sequence transformer (a ViT encoder over 14 x 14 patches and a text
+decoder) to read strips of 1 to 5 handwritten MNIST digits (28 x 140 pixels) for N minutes
+(fractional allowed; default 10), keeps the checkpoint with the best validation sequence
+accuracy, then prints test sequence accuracy and digit error rate on 10,000 strips of MNIST test
+digits (greedy and 5 beams) and draws where the model looks for each digit of a few test strips.
   --minutes N  the training budget in minutes (0 < N <= ${MAX_MINUTES})
   --out DIR    where the run goes (default runs/digits): DIR/model, DIR/train, DIR/metrics.json,
                DIR/loss-curve.png, DIR/attention-N.png
