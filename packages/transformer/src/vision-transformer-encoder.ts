@@ -116,6 +116,10 @@ function resolveVisionOptions(options: VisionTransformerEncoderOptions): VisionT
   const config = resolveOptions(NAME, options, OPTIONS);
   checkImageOptions(NAME, config);
   checkHeads(NAME, { ...config, attentionPositions: attentionPositions(config.positionalEncoding) });
+  const { imageSize: [height, width], patchSize, classToken, dModel, positionalEncoding } = config;
+  // The 2-D table is computed, not loaded: a config's imageSize alone must not exhaust the memory.
+  const length = (height / patchSize) * (width / patchSize) + (classToken ? 1 : 0);
+  if (positionalEncoding === 'sinusoidal') checkAllocation(NAME, `the 2-D sinusoidal table [${length}, ${dModel}]`, 2 * float32Bytes(length, dModel));
   return config;
 }
 

@@ -241,3 +241,17 @@ describe('forward hooks in the vision models', () => {
     model.dispose();
   });
 });
+
+describe('vision models refuse what would not fit', () => {
+  beforeAll(async () => {
+    await setBackend('cpu');
+  });
+
+  it('a 2-D sinusoidal table larger than memory is a MieResourceError before anything is computed', () => {
+    const before = tf.memory().numTensors;
+    expect(() => new VisionTransformerEncoder({ imageSize: [1_000_000, 1_000_000], patchSize: 2, dModel: 8, numHeads: 2, numLayers: 1, dFf: 8, positionalEncoding: 'sinusoidal' })).toThrow(
+      /VisionTransformerEncoder: the 2-D sinusoidal table \[250000000001, 8\] needs/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
