@@ -14,7 +14,7 @@ import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHea
 import { TransformerDecoder } from './transformer-decoder';
 import { TransformerEncoder } from './transformer-encoder';
 import type { DecodingSpec, DecodingStartOptions, DecodingState } from './decoding';
-import { Seq2SeqDecodingState, seq2seqDecodingSpec } from './seq2seq-decoding';
+import { seq2seqDecodingSpec, seq2seqDecodingState } from './seq2seq-decoding';
 import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
 
 /** Options of {@link EncoderDecoderTransformer} (the design's names in camelCase). */
@@ -251,7 +251,7 @@ export class EncoderDecoderTransformer extends BaseModel<EncoderDecoderTransform
 
   /** The decoding interface: encodes `src` once and returns the state that steps the decoder. */
   startDecoding(src: tf.Tensor, options: DecodingStartOptions): DecodingState {
-    return new Seq2SeqDecodingState(this, src, options);
+    return seq2seqDecodingState(this, src, options);
   }
 
   async generate(src: tf.Tensor, options?: GenerateOptions): Promise<GenerationOutput> {

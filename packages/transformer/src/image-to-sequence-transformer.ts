@@ -25,7 +25,7 @@ import { checkImages } from '@mie/embeddings';
 import { LinearLayer } from '@mie/layers';
 import type { DecodingSpec, DecodingStartOptions, DecodingState } from './decoding';
 import { generate as generateSequences, generateStream as streamSequences, type GenerateOptions, type GenerationOutput, type GenerationStreamStep } from './generation';
-import { ImageToSequenceDecodingState, imageToSequenceDecodingSpec } from './image-to-sequence-decoding';
+import { imageToSequenceDecodingSpec, imageToSequenceDecodingState } from './image-to-sequence-decoding';
 import { MODEL_OPTIONS, POSITIONAL_ENCODING_OPTION, attentionPositions, checkHeads, type PositionalEncodingKind } from './model-options';
 import { TransformerDecoder } from './transformer-decoder';
 import { IMAGE_OPTIONS, VISION_LAYER_OPTIONS, VisionTransformerEncoder, checkImageOptions, type ImageOptions, type VisionTransformerEncoderOptions } from './vision-transformer-encoder';
@@ -234,7 +234,7 @@ export class ImageToSequenceTransformer extends BaseModel<ImageToSequenceTransfo
 
   /** The decoding interface: encodes the images once and returns the state that steps the decoder. */
   startDecoding(images: tf.Tensor, options: DecodingStartOptions): DecodingState {
-    return new ImageToSequenceDecodingState(this, images, options);
+    return imageToSequenceDecodingState(this, images, options);
   }
 
   /**
