@@ -255,9 +255,11 @@ function batchLoss(model: ImageToSequenceTransformer, batch: DigitBatch): tf.Ten
 }
 
 /**
- * Steps that fill `minutes` on this device: times two training steps (forward and backward, no
+ * Steps that fill `minutes` on this device: times five training steps (forward and backward, no
  * update) and one evaluation after a warm-up, then plans the steps that leave room for
- * `EVALUATIONS` evaluations. The model is unchanged.
+ * `EVALUATIONS` evaluations. The median step counts: on a shared machine a single slow step
+ * (another process taking the core) would otherwise shorten the whole schedule. The model is
+ * unchanged.
  */
 async function plannedSteps(model: ImageToSequenceTransformer, batch: DigitBatch, evaluate: () => Promise<unknown>, minutes: number): Promise<number> {
   const step = async () => {
@@ -267,12 +269,15 @@ async function plannedSteps(model: ImageToSequenceTransformer, batch: DigitBatch
   };
   model.train();
   await step(); // warm-up: kernels, packed weights
-  let started = performance.now();
-  await step();
-  await step();
-  const stepSeconds = ((performance.now() - started) / 2000) * 1.1; // the update and the data cost a few percent more
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now();
+    await step();
+    times.push(performance.now() - started);
+  }
+  const stepSeconds = ([...times].sort((a, b) => a - b)[2] / 1000) * 1.1; // the update and the data cost a few percent more
   model.eval();
-  started = performance.now();
+  const started = performance.now();
   await evaluate();
   const evalSeconds = (performance.now() - started) / 1000;
   return Math.max(50, Math.floor((minutes * 60 - EVALUATIONS * evalSeconds) / stepSeconds));
