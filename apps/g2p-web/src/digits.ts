@@ -219,6 +219,8 @@ export async function setUpDigits(elements: {
   };
   const readPixels = async (pixels: Float32Array) => {
     error.textContent = '';
+    // The result's data-digits marks a finished reading: none while this one runs.
+    delete result.dataset.digits;
     const reading = await readStrip(model, pixels);
     await show(reading);
     return reading;
