@@ -94,10 +94,6 @@ export interface TrainDigitsOptions extends RunOptions {
   numBeams?: number;
   /** Test strips drawn with their attention (`attention-N.png`). Default 4. */
   attentionStrips?: number;
-  /** Steps between progress lines (`'lines'` mode). Default 50. */
-  logEvery?: number;
-  /** Progress display: `'auto'` (bar on a terminal), `'lines'` or `'none'`. */
-  progress?: 'auto' | 'lines' | 'none';
 }
 
 /** The architecture and schedule a run keeps in `train/digits-config.json`. */

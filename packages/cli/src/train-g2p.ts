@@ -46,10 +46,6 @@ export interface TrainG2POptions extends RunOptions {
   numBeams?: number;
   /** Overrides the architecture chosen for the budget. */
   transformer?: Partial<G2PModelConfig['transformer']>;
-  /** Steps between progress lines (`'lines'` mode). Default 50. */
-  logEvery?: number;
-  /** Progress display: `'auto'` (bar on a terminal), `'lines'` or `'none'`. */
-  progress?: 'auto' | 'lines' | 'none';
 }
 
 /** What one decoding strategy scored on the test split. */

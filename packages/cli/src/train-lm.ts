@@ -43,10 +43,6 @@ export interface TrainLMOptions extends RunOptions {
   samples?: number;
   /** Characters of each sampled continuation. Default 160. */
   sampleLength?: number;
-  /** Steps between progress lines (`'lines'` mode). Default 50. */
-  logEvery?: number;
-  /** Progress display: `'auto'` (bar on a terminal), `'lines'` or `'none'`. */
-  progress?: 'auto' | 'lines' | 'none';
 }
 
 /** The architecture and schedule a run keeps in `train/lm-config.json`. */

@@ -29,6 +29,10 @@ export interface RunOptions {
   force?: boolean;
   /** Where progress lines go. Default console.log. */
   log?: (line: string) => void;
+  /** Steps between progress lines (`'lines'` mode). Default 50. */
+  logEvery?: number;
+  /** Progress display: `'auto'` (bar on a terminal), `'lines'` or `'none'`. */
+  progress?: 'auto' | 'lines' | 'none';
 }
 
 /** Checks the option keys (`known`) and `minutes`, `out`, `seed`, naming `command`. */
