@@ -3,7 +3,7 @@
  * (`train/g2p-config.json`, `train/lm-config.json`): read back on `--resume`, so the run continues
  * with the model it started with, whatever the device or the options are now.
  */
-import { MieConfigError, causeMessage, readRegularFile } from '@mie/core';
+import { MieConfigError, causeMessage, checkOptions, readRegularFile } from '@mie/core';
 
 /** A run's config file is a few kilobytes; anything above this is not one. */
 export const MAX_RUN_CONFIG_BYTES = 1 << 20;
@@ -57,4 +57,30 @@ export async function readRunConfig<T>({ command, file, checkpointBytes, shape, 
   } catch (error) {
     return fail(`does not describe ${kind}: ${causeMessage(error)}`, error);
   }
+}
+
+/** The schedule a resumable run keeps beside its model config. */
+export interface ScheduleConfig {
+  model: unknown;
+  batchSize: number;
+  scheduleSteps: number;
+  warmupSteps: number;
+  peakLr: number;
+  evalEvery: number;
+}
+
+/**
+ * Checks a run's `{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery }` (the
+ * model config is the job's to check); a bad value is a `MieConfigError` naming it and `file`.
+ */
+export function checkScheduleConfig(file: string, value: unknown): ScheduleConfig {
+  const config = checkOptions(file, value as ScheduleConfig, ['model', 'batchSize', 'scheduleSteps', 'warmupSteps', 'peakLr', 'evalEvery']);
+  for (const key of ['batchSize', 'scheduleSteps', 'evalEvery'] as const) {
+    if (!(Number.isSafeInteger(config[key]) && config[key] >= 1)) throw new MieConfigError(`"${key}" must be an integer >= 1. Received: ${String(config[key])}.`);
+  }
+  if (!(Number.isSafeInteger(config.warmupSteps) && config.warmupSteps >= 0 && config.warmupSteps < config.scheduleSteps)) {
+    throw new MieConfigError(`"warmupSteps" must be an integer in [0, scheduleSteps). Received: ${String(config.warmupSteps)}.`);
+  }
+  if (!(typeof config.peakLr === 'number' && config.peakLr > 0 && config.peakLr < 1)) throw new MieConfigError(`"peakLr" must be a number in (0, 1). Received: ${String(config.peakLr)}.`);
+  return config;
 }

@@ -17,7 +17,7 @@
  * same directory rules, atomic writes and resume as `mie train g2p` (see run-directory.ts).
  */
 import * as path from 'node:path';
-import { MieConfigError, checkOptions, getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
+import { MieConfigError, getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
 import { renderImageAttention } from '@mie/plot';
 import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms, valueAndGradients } from '@mie/training';
 import { ImageToSequenceTransformer, type ImageToSequenceTransformerConfig, type ImageToSequenceTransformerOptions } from '@mie/transformer';
@@ -45,7 +45,7 @@ import {
 } from './digits-data';
 import { renderLossCurve } from './loss-curve';
 import { editDistance } from './metrics';
-import { readRunConfig } from './run-config';
+import { checkScheduleConfig, readRunConfig } from './run-config';
 import { DIGITS_RUN } from './run-directory';
 import { checkRunOptions, deviceLine, fitAndKeepBest, openRun, runFileWriter, type RunOptions } from './training-run';
 
@@ -182,14 +182,7 @@ async function resumedRun(file: string, checkpointBytes: number): Promise<{ conf
   return readRunConfig({
     command: NAME, file, checkpointBytes, shape: '{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery }', kind: 'a digit-strip reader',
     build: (value) => {
-      const config = checkOptions('digits-config.json', value as DigitsRunConfig, ['model', 'batchSize', 'scheduleSteps', 'warmupSteps', 'peakLr', 'evalEvery']);
-      for (const key of ['batchSize', 'scheduleSteps', 'evalEvery'] as const) {
-        if (!(Number.isSafeInteger(config[key]) && config[key] >= 1)) throw new MieConfigError(`"${key}" must be an integer >= 1. Received: ${String(config[key])}.`);
-      }
-      if (!(Number.isSafeInteger(config.warmupSteps) && config.warmupSteps >= 0 && config.warmupSteps < config.scheduleSteps)) {
-        throw new MieConfigError(`"warmupSteps" must be an integer in [0, scheduleSteps). Received: ${String(config.warmupSteps)}.`);
-      }
-      if (!(typeof config.peakLr === 'number' && config.peakLr > 0 && config.peakLr < 1)) throw new MieConfigError(`"peakLr" must be a number in (0, 1). Received: ${String(config.peakLr)}.`);
+      const config = checkScheduleConfig('digits-config.json', value) as unknown as DigitsRunConfig;
       const model = new ImageToSequenceTransformer(config.model);
       const { imageSize, numChannels, vocabSize } = model.config;
       if (imageSize[0] !== STRIP_HEIGHT || imageSize[1] !== STRIP_WIDTH || numChannels !== 1 || vocabSize !== DIGITS_VOCAB_SIZE) {

@@ -15,12 +15,12 @@
  * `mie train g2p` (see run-directory.ts).
  */
 import * as path from 'node:path';
-import { MieConfigError, checkOptions, getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
+import { MieConfigError, getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
 import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms, valueAndGradients } from '@mie/training';
 import { CharLanguageModel, type CharLanguageModelConfig, type CharTransformerOptions } from './char-language-model';
 import { CharVocabulary, PAD, RandomWindows, loadLMSplits, ngramBaselines, scoringWindows, type BitsPerCharacter, type LMDocument, type ScoringWindow, type WindowBatch } from './lm-data';
 import { renderLossCurve } from './loss-curve';
-import { readRunConfig } from './run-config';
+import { checkScheduleConfig, readRunConfig } from './run-config';
 import { LM_RUN } from './run-directory';
 import { checkRunOptions, deviceLine, fitAndKeepBest, openRun, runFileWriter, type RunOptions } from './training-run';
 
@@ -138,14 +138,7 @@ async function resumedRun(file: string, checkpointBytes: number): Promise<{ conf
   return readRunConfig({
     command: NAME, file, checkpointBytes, shape: '{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery }', kind: 'a language-model run',
     build: (value) => {
-      const config = checkOptions('lm-config.json', value as LMRunConfig, ['model', 'batchSize', 'scheduleSteps', 'warmupSteps', 'peakLr', 'evalEvery']);
-      for (const key of ['batchSize', 'scheduleSteps', 'evalEvery'] as const) {
-        if (!(Number.isSafeInteger(config[key]) && config[key] >= 1)) throw new MieConfigError(`"${key}" must be an integer >= 1. Received: ${String(config[key])}.`);
-      }
-      if (!(Number.isSafeInteger(config.warmupSteps) && config.warmupSteps >= 0 && config.warmupSteps < config.scheduleSteps)) {
-        throw new MieConfigError(`"warmupSteps" must be an integer in [0, scheduleSteps). Received: ${String(config.warmupSteps)}.`);
-      }
-      if (!(typeof config.peakLr === 'number' && config.peakLr > 0 && config.peakLr < 1)) throw new MieConfigError(`"peakLr" must be a number in (0, 1). Received: ${String(config.peakLr)}.`);
+      const config = checkScheduleConfig('lm-config.json', value) as unknown as LMRunConfig;
       const model = new CharLanguageModel(config.model);
       return { config: { ...config, model: model.config }, model };
     },
