@@ -206,7 +206,6 @@ export async function setUpDigits(elements: {
   const show = async (reading: Reading) => {
     const text = reading.digits.join('');
     result.textContent = text;
-    result.dataset.digits = text;
     time.textContent = `${reading.milliseconds.toFixed(0)} ms`;
     const png = await renderImageAttention({
       pixels: reading.pixels, imageSize: [CELL, CELL * SLOTS], grid: [CELL / patch, (CELL * SLOTS) / patch],
@@ -216,6 +215,8 @@ export async function setUpDigits(elements: {
     if (attention.src.startsWith('blob:')) URL.revokeObjectURL(attention.src);
     attention.src = URL.createObjectURL(new Blob([png as BlobPart], { type: 'image/png' }));
     attention.dataset.panels = String(reading.attention.length);
+    // Last: data-digits marks a reading whose result, time and attention are all shown.
+    result.dataset.digits = text;
   };
   const readPixels = async (pixels: Float32Array) => {
     error.textContent = '';
