@@ -4,7 +4,8 @@
  * Prints a table (or, with --json, one JSON object per line:
  * `{ name, backend, matmul, threads, median_ms, min_ms, runs, tokens_per_s, ... }`). With --torch,
  * also runs bench/torch_reference.py (Debian's PyTorch at /usr/bin/python3, or $MIE_TORCH_PYTHON)
- * on the same shapes in the same run and prints the ratio MIE / PyTorch. `--backend` picks the
+ * on the same shapes in the same run and prints the ratios MIE / PyTorch of time and, where both
+ * report tokens/s (the generation targets' measure), of tokens/s. `--backend` picks the
  * backend (`setBackend`'s choices: `webgpu` runs in Node through the optional `webgpu` package,
  * Dawn, on the machine's Vulkan driver); by default `MIE_BACKEND` or `auto`. Every timing ends
  * with an asynchronous read of the result, so a GPU backend is timed to completion.
@@ -282,6 +283,7 @@ async function main(): Promise<void> {
       'torch ms': t?.median_ms ?? '',
       'torch tokens/s': t?.tokens_per_s ?? '',
       'MIE / torch (time)': t ? Number((r.median_ms / t.median_ms).toFixed(2)) : '',
+      'MIE / torch (tokens/s)': r.tokens_per_s && t?.tokens_per_s ? Number((r.tokens_per_s / t.tokens_per_s).toFixed(2)) : '',
       notes:
         r.gflops !== undefined
           ? `${r.gflops} GFLOP/s${t?.gflops !== undefined ? ` (torch ${t.gflops})` : ''}`
