@@ -22,6 +22,7 @@ export {
 } from './backend';
 export type { GpuInfo } from './gpu-backends';
 export { registerWasmKernels } from './wasm-kernels';
+export { registerFusedKernel, fusedKernelAvailable, runFusedKernel, FUSED_KERNEL_BACKENDS, type FusedKernel } from './fused-kernels';
 /**
  * Where a browser loads the wasm backend's `.wasm` files from (a folder URL ending in `/`, or a
  * map of file names to URLs); by default, the page's own folder. Call before the first `setBackend`.
