@@ -7,7 +7,8 @@
  *
  * Legend: b batch, h heads, q query length, k key length.
  */
-import { MieShapeError, describeValue, hostValues, readSync, tf } from '@mie/core';
+import { MieShapeError, describeValue, fusedKernelAvailable, hostValues, readSync, tf } from '@mie/core';
+import { MASKED_SOFTMAX_KERNEL, fusedMaskedSoftmax, fusedSoftmaxApplies } from './fused-masked-softmax';
 
 const ADDITIVE_MASK_ERROR = 'fromAdditiveMask: mask values must be 0 (attend) or -inf / <= -1e4 (blocked); other values are a bias, not a mask.';
 
@@ -97,6 +98,10 @@ function toBool(x: tf.Tensor): tf.Tensor {
  */
 export function maskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor | null): tf.Tensor {
   return tf.tidy(() => {
+    // The fast path: one kernel forward and one backward on cpu and wasm (fused-masked-softmax.ts).
+    if (fusedKernelAvailable(MASKED_SOFTMAX_KERNEL) && fusedSoftmaxApplies(scores, allowed)) {
+      return fusedMaskedSoftmax(scores, allowed === null || allowed.dtype === 'float32' ? allowed : tf.cast(allowed, 'float32'));
+    }
     if (allowed === null) return tf.softmax(scores);
     // An additive bias at the mask's own (small) shape, broadcast by the add: no full-size
     // boolean tensors (tiling bools is slow on wasm). A blocked score becomes -1e30 exactly.

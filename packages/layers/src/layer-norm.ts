@@ -1,4 +1,5 @@
-import { checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, checkPositiveNumber, Module, parameter, tf } from '@mie/core';
+import { checkBoolean, checkFeatures, checkOptions, checkPositiveInteger, checkPositiveNumber, fusedKernelAvailable, Module, parameter, tf } from '@mie/core';
+import { LAYER_NORM_KERNEL, fusedLayerNorm } from './fused-layer-norm';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
@@ -43,6 +44,10 @@ export class LayerNorm extends Module {
   /** Normalises `x [..., normalizedShape]` (float32, any rank >= 1) over its last dimension; same shape out. */
   forward(x: tf.Tensor): tf.Tensor {
     checkFeatures('LayerNorm', 'input x', x, this.config.normalizedShape, 'normalizedShape');
+    // The fast path: one kernel forward and one backward on cpu and wasm (fused-layer-norm.ts).
+    if (this.weight && this.bias && fusedKernelAvailable(LAYER_NORM_KERNEL)) {
+      return fusedLayerNorm(x, this.weight, this.bias, this.config.eps);
+    }
     return tf.tidy(() => {
       const mean = tf.mean(x, -1, true); // [..., 1]
       const centered = tf.sub(x, mean);
