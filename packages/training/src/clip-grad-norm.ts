@@ -1,4 +1,5 @@
-import { MieConfigError, errorMessage, readSync, tf } from '@mie/core';
+import { MieConfigError, errorMessage, fusedKernelAvailable, readSync, tf } from '@mie/core';
+import { SUM_OF_SQUARES_KERNEL, fusedSumOfSquares } from './fused-sum-of-squares';
 import type { NamedGradients } from './gradients';
 
 /** What {@link clipGradNorm} returns. */
@@ -32,7 +33,13 @@ export function clipGradNormTensors(grads: NamedGradients, maxNorm: number, call
   const names = Object.keys(grads);
   if (names.length === 0) return { grads: {}, norm: tf.scalar(0) };
   return tf.tidy(() => {
-    const norm = tf.sqrt(sumPairwise(names.map((name) => tf.sum(tf.square(grads[name]))))) as tf.Scalar;
+    const terms = names.map((name) => grads[name]);
+    // One kernel on cpu and wasm (fused-sum-of-squares.ts); a square, a sum and an add per
+    // gradient elsewhere.
+    const squares = fusedKernelAvailable(SUM_OF_SQUARES_KERNEL) && terms.every((t) => t.dtype === 'float32')
+      ? fusedSumOfSquares(terms)
+      : sumPairwise(terms.map((t) => tf.sum(tf.square(t))));
+    const norm = tf.sqrt(squares) as tf.Scalar;
     // Computed in float32, as PyTorch does: max_norm / (total_norm + 1e-6), clamped at 1. A
     // coefficient of exactly 1 leaves every value as it is.
     const scale = tf.minimum(tf.div(tf.scalar(maxNorm), tf.add(norm, 1e-6)), 1);

@@ -44,4 +44,18 @@ describe('GradientAccumulator', () => {
     expect(() => accumulator.add({ w: tf.ones([3]) })).toThrow(/"w" has shape \[3\]/);
     accumulator.dispose();
   });
+
+  it('averages one micro-batch without a division (values unchanged, new tensors)', async () => {
+    const accumulator = new GradientAccumulator();
+    const grad = tf.tensor1d([1.5, -2, 3e-8]);
+    accumulator.add({ a: grad });
+    const profile = await tf.profile(() => tf.dispose(Object.values(accumulator.average())));
+    expect(profile.kernelNames).not.toContain('RealDiv');
+    const { a } = accumulator.average();
+    expect(a).not.toBe(grad);
+    expect(Array.from(a.dataSync())).toEqual(Array.from(grad.dataSync()));
+    accumulator.dispose();
+    expect(a.isDisposed).toBe(false);
+    tf.dispose([a, grad]);
+  });
 });
