@@ -14,6 +14,8 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { BACKEND_CHOICES, getDevice, ready, setBackend, setSeed, tf, type BackendChoice } from '@mie/core';
 import { EncoderDecoderTransformer, TransformerEncoderLayer } from '@mie/transformer';
+import { AdamW, ShuffledBatches, Trainer, crossEntropyLoss, noDecayForBiasesAndNorms, padBatch, scaledInverseSquareRootSchedule } from '@mie/training';
+import { BOS, EOS, G2PModel, PAD, architectureFor, effectiveMinutes, loadG2PSplits } from '@mie/cli';
 
 export interface BenchResult {
   name: string;
@@ -225,12 +227,110 @@ async function matmul(runs: number): Promise<BenchResult[]> {
   return results;
 }
 
+/**
+ * Kernel dispatches in one training step of `mie train g2p`'s default run (the model its 10
+ * minutes pick on this device, CMU dictionary batches of 1400 tokens, AdamW, label smoothing,
+ * clipping: the same Trainer set-up as packages/cli/src/train-g2p.ts), counted by wrapping the
+ * engine's one entry point for kernels, with the median time of a step. Each dispatch costs about
+ * 10 µs here besides its arithmetic (tape node, saved copies), so the count is a cost of its own.
+ * Prints the top kernels with the time spent inside their calls.
+ */
+async function opsPerStep(runs: number): Promise<BenchResult[]> {
+  const steps = Math.max(runs, 10);
+  const warmup = 3;
+  const splits = loadG2PSplits();
+  const transformer = architectureFor(effectiveMinutes(10, getDevice()));
+  const model = new G2PModel({ phonemes: [...new Set(splits.train.flatMap((e) => e.pronunciations.flat()))].sort(), transformer });
+  const pairs = splits.train.flatMap((e) => e.pronunciations.map((p) => ({ src: model.encodeWord(e.word), tgt: model.encodePronunciation(p) })));
+  type Batch = { src: tf.Tensor; tgtIn: tf.Tensor; tgtOut: tf.Tensor; tokens: number };
+  const data = new ShuffledBatches<Batch>({
+    size: pairs.length,
+    lengths: pairs.map((p) => Math.max(p.src.length, p.tgt.length + 1)),
+    maxTokens: 1400,
+    seed: 1,
+    makeBatch: (indices) => {
+      const src = padBatch(indices.map((i) => pairs[i].src), PAD);
+      const tgtIn = padBatch(indices.map((i) => [BOS, ...pairs[i].tgt]), PAD);
+      const tgtOut = padBatch(indices.map((i) => [...pairs[i].tgt, EOS]), PAD);
+      tf.dispose([src.mask, tgtIn.mask, tgtOut.mask]);
+      return { src: src.ids, tgtIn: tgtIn.ids, tgtOut: tgtOut.ids, tokens: indices.reduce((n, i) => n + pairs[i].tgt.length + 1, 0) };
+    },
+  });
+  const optimizer = new AdamW(model, { lr: 1e-3, betas: [0.9, 0.98], weightDecay: 0.01, noDecay: noDecayForBiasesAndNorms });
+  // Every kernel an op dispatches passes through the engine's runKernelFunc (private in the types).
+  const engine = tf.engine() as unknown as { runKernelFunc: (params: { kernelName?: string }) => unknown };
+  const original = engine.runKernelFunc;
+  let counts = new Map<string, number>();
+  const times = new Map<string, number>();
+  engine.runKernelFunc = function (this: unknown, params: { kernelName?: string }) {
+    // Without a kernel name: a customGrad scope, whose ops come through here on their own.
+    if (params.kernelName === undefined) return original.call(this, params);
+    counts.set(params.kernelName, (counts.get(params.kernelName) ?? 0) + 1);
+    const start = performance.now();
+    const out = original.call(this, params);
+    times.set(params.kernelName, (times.get(params.kernelName) ?? 0) + performance.now() - start);
+    return out;
+  };
+  const perStep: Array<{ ms: number; tokens: number; counts: Map<string, number> }> = [];
+  let last = performance.now();
+  let tokens = 0;
+  const trainer = new Trainer<G2PModel, Batch>({
+    model,
+    data,
+    optimizer,
+    schedule: scaledInverseSquareRootSchedule({ peakLr: 2e-3, warmupSteps: 200 }),
+    loss: (m, batch) => crossEntropyLoss(m.forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: PAD, labelSmoothing: 0.1 }),
+    maxSteps: warmup + steps,
+    clipGradNorm: 1,
+    seed: 1,
+    progress: 'none',
+    log: () => {},
+    countTokens: (batch) => {
+      tokens = batch.tokens;
+      return batch.tokens;
+    },
+    onStep: (record) => {
+      const now = performance.now();
+      if (record.step > warmup) perStep.push({ ms: now - last, tokens, counts });
+      else times.clear();
+      counts = new Map();
+      last = now;
+    },
+  });
+  try {
+    await trainer.fit();
+  } finally {
+    engine.runKernelFunc = original;
+    optimizer.dispose();
+    model.dispose();
+  }
+  const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const ops = median(perStep.map((s) => total(s.counts)));
+  const byKernel = new Map<string, number>();
+  for (const s of perStep) for (const [name, n] of s.counts) byKernel.set(name, (byKernel.get(name) ?? 0) + n / perStep.length);
+  const top = [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([name, n]) => [name, Math.round(n)] as const);
+  const kernelMs = [...times.values()].reduce((a, b) => a + b, 0) / perStep.length;
+  if (!process.argv.includes('--json')) {
+    console.log(`ops-per-step: ${ops} kernel dispatches per step (median of ${perStep.length} steps), ${kernelMs.toFixed(1)} ms a step inside them; top kernels (count, ms a step):`);
+    console.log(top.map(([name, n]) => `  ${name.padEnd(22)} ${String(n).padStart(5)} ${((times.get(name) ?? 0) / perStep.length).toFixed(1).padStart(7)} ms`).join('\n'));
+  }
+  const ms = perStep.map((s) => s.ms);
+  return [
+    result('ops-per-step', { median: median(ms), min: Math.min(...ms) }, perStep.length, median(perStep.map((s) => s.tokens)), {
+      ops_per_step: ops,
+      kernel_ms: Number(kernelMs.toFixed(1)),
+      top_kernels: Object.fromEntries(top),
+    }),
+  ];
+}
+
 const BENCHMARKS: Record<string, (runs: number) => Promise<BenchResult[]>> = {
   matmul,
   'encoder-layer-train': encoderLayerTrain,
   'seed-base': seedBase,
   'generate-kv': generateKv,
   memory: () => memory(),
+  'ops-per-step': opsPerStep,
 };
 
 /** Runs bench/torch_reference.py and returns its results by name (empty when PyTorch is missing). */
