@@ -1,6 +1,8 @@
 /*
- * Single-threaded float32 GEMM for the tfjs wasm backend, compiled to WebAssembly SIMD128 and
- * run on the backend's own heap (the module imports its memory).
+ * Float32 GEMM for the tfjs wasm backend, compiled to WebAssembly SIMD128 and run on the
+ * backend's own heap (the module imports its memory). One call is single-threaded; the thread
+ * pool (src/gemm-pool.ts) gives each thread a block of rows, columns or batch elements and calls
+ * the build of this file that imports a shared memory.
  *
  *   C[m, n] = op(A)[m, k] op(B)[k, n], row-major, op(X) = X or X^T
  *
@@ -17,11 +19,25 @@
  * 0 - n rather than write into the heap. `scripts/build-gemm.mjs` checks that the code never
  * reads the stack pointer. All pointers are byte offsets into the imported memory.
  *
- * Build: node packages/core/scripts/build-gemm.mjs (needs clang and wasm-ld; Debian: clang lld).
+ * Build: node packages/core/scripts/build-gemm.mjs (needs clang and wasm-ld 16 or later for
+ * relaxed SIMD; Debian: clang-19 lld-19).
  */
 #include <wasm_simd128.h>
 
 #define EXPORT(name) __attribute__((export_name(#name)))
+
+/*
+ * acc + x * y. Built twice (scripts/build-gemm.mjs): with MIE_RELAXED_SIMD it is relaxed SIMD's
+ * fused multiply-add (`f32x4.relaxed_madd`: one instruction where the CPU has FMA, one rounding
+ * or two, which the relaxed-SIMD proposal leaves to the engine), else a multiply and an add.
+ * Loaders pick the relaxed build when `WebAssembly.validate` accepts it (Node 22+, current
+ * browsers).
+ */
+#ifdef MIE_RELAXED_SIMD
+#define MADD(acc, x, y) wasm_f32x4_relaxed_madd(x, y, acc)
+#else
+#define MADD(acc, x, y) wasm_f32x4_add(acc, wasm_f32x4_mul(x, y))
+#endif
 
 #define MR 2
 #define NR 16
@@ -125,14 +141,14 @@ static inline void kernel(int kc, const float *ap, const float *bp, float *c, in
     v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
     v128_t b2 = wasm_v128_load(bp + 8), b3 = wasm_v128_load(bp + 12);
     v128_t a0 = wasm_v128_load32_splat(ap), a1 = wasm_v128_load32_splat(ap + 1);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
-    c02 = wasm_f32x4_add(c02, wasm_f32x4_mul(a0, b2));
-    c03 = wasm_f32x4_add(c03, wasm_f32x4_mul(a0, b3));
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
-    c12 = wasm_f32x4_add(c12, wasm_f32x4_mul(a1, b2));
-    c13 = wasm_f32x4_add(c13, wasm_f32x4_mul(a1, b3));
+    c00 = MADD(c00, a0, b0);
+    c01 = MADD(c01, a0, b1);
+    c02 = MADD(c02, a0, b2);
+    c03 = MADD(c03, a0, b3);
+    c10 = MADD(c10, a1, b0);
+    c11 = MADD(c11, a1, b1);
+    c12 = MADD(c12, a1, b2);
+    c13 = MADD(c13, a1, b3);
   }
   store_row(c, c00, c01, c02, c03, nr, acc);
   if (mr > 1) store_row(c + ldc, c10, c11, c12, c13, nr, acc);

@@ -14,7 +14,7 @@ import { guardWasmAllocations } from './memory';
 import { HOST, emitWarning, environmentVariable, loadOptionalModule } from './host';
 import { WEBGL_PACKAGE, WEBGPU_PACKAGE, activateWebGl, activateWebGpu, gpuBackendAvailable, type GpuInfo } from './gpu-backends';
 import { registerWasmKernels } from './wasm-kernels';
-import { loadSimdGemm, simdGemm } from './simd-gemm';
+import { gemmKernel, gemmThreadsWanted, loadSimdGemm, simdGemm, startGemmPool, type GemmKernel } from './simd-gemm';
 import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
 import { prepareWasmThreads, wasmThreadsFromEnvironment } from './wasm-threads';
 
@@ -36,13 +36,20 @@ export interface DeviceInfo {
   package: string;
   /** Whether the wasm backend runs SIMD code (wasm only). */
   simd?: boolean;
-  /** Threads the wasm backend computes with (wasm only). */
+  /**
+   * Threads the wasm backend's matmuls compute with (wasm only): on the `'simd'` path the GEMM's
+   * thread pool, the calling thread included (`MIE_THREADS`, default every core this process may
+   * use); on the `'xnnpack'` path tfjs's own threads (`MIE_WASM_THREADS`); 1 on `'blas'` (the
+   * BLAS library's own threads are not counted).
+   */
   threads?: number;
+  /** The SIMD GEMM's kernel (wasm `'simd'` path only): `'relaxed-simd'` (fused multiply-add) or `'simd'`. */
+  gemmKernel?: GemmKernel;
   /**
    * The wasm matmul path (wasm only): `'blas'` (system BLAS through koffi, see `blasLibrary`),
    * `'simd'` (MIE's WebAssembly SIMD GEMM on the backend's heap: the default without BLAS),
-   * `'xnnpack'` (every matmul routed to XNNPACK: with `MIE_SIMD_GEMM=0`, or with wasm threads,
-   * which XNNPACK uses) or `'stock'` (`MIE_WASM_MATMUL=stock`).
+   * `'xnnpack'` (every matmul routed to XNNPACK: with `MIE_SIMD_GEMM=0`) or `'stock'`
+   * (`MIE_WASM_MATMUL=stock`).
    */
   matmul?: 'blas' | 'simd' | 'xnnpack' | 'stock';
   /** The BLAS library the `'blas'` matmul path calls. */
@@ -69,13 +76,13 @@ let blas: Blas | null | undefined;
 
 /**
  * Picks the wasm GEMM: a system BLAS when one loads and passes its self-check; else MIE's SIMD
- * GEMM when it instantiates on the backend's memory and passes its self-check (single-threaded
- * wasm only: with threads, XNNPACK computes on all of them); else XNNPACK.
+ * GEMM when it instantiates on the backend's memory and passes its self-check (on the threaded
+ * build's shared heap too); else XNNPACK.
  */
-function selectWasmGemm(threads: number): void {
+function selectWasmGemm(): void {
   if (blas === undefined) blas = loadBlas();
   if (blas) setWasmGemm('blas', blas.gemm);
-  else if (threads === 1 && environmentVariable('MIE_SIMD_GEMM') !== '0' && loadSimdGemm(tf.backend() as BackendWasm)) setWasmGemm('simd', simdGemm);
+  else if (environmentVariable('MIE_SIMD_GEMM') !== '0' && loadSimdGemm(tf.backend() as BackendWasm)) setWasmGemm('simd', simdGemm);
   else setWasmGemm('xnnpack', xnnpackGemm);
 }
 
@@ -133,9 +140,12 @@ async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
   if (!initialised) throw new MieBackendError('setBackend: the wasm backend failed to initialise.');
   guardWasmAllocations(tf.backend());
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-  const threads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
-  selectWasmGemm(threads);
+  const backendThreads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
+  const wantedThreads = gemmThreadsWanted(); // checks MIE_THREADS on every path
+  selectWasmGemm();
   const matmul = environmentVariable('MIE_WASM_MATMUL') === 'stock' ? 'stock' : (wasmGemmName() as 'blas' | 'simd' | 'xnnpack');
+  const simdPath = matmul === 'simd';
+  const threads = simdPath ? await startGemmPool(tf.backend() as BackendWasm, wantedThreads) : matmul === 'blas' ? 1 : backendThreads;
   return {
     backend: 'wasm',
     kind: 'cpu',
@@ -143,6 +153,7 @@ async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
     package: '@tensorflow/tfjs-backend-wasm',
     simd,
     threads,
+    ...(simdPath ? { gemmKernel: gemmKernel() } : {}),
     matmul,
     ...(matmul === 'blas' && blas ? { blasLibrary: blas.library } : {}),
   };

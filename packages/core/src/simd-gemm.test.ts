@@ -5,9 +5,41 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import fc from 'fast-check';
 import { runWasmChild } from './__tests__/wasm-child';
 import { setBackend } from './backend';
-import { loadSimdGemm, simdColumnSums, simdGemm } from './simd-gemm';
-import { GEMM_SOURCE_SHA256, GEMM_WASM_BASE64 } from './simd-gemm-module';
+import { MieBackendError } from './errors';
+import { gemmKernel, gemmThreads, gemmThreadsWanted, loadSimdGemm, setParallelMinMacs, simdColumnSums, simdGemm, startGemmPool, stopGemmPool } from './simd-gemm';
+import * as builds from './simd-gemm-module';
+import { GEMM_SOURCE_SHA256 } from './simd-gemm-module';
 import { tf } from './tfjs';
+
+interface WasmApi {
+  Module: { new (b: Uint8Array): object; imports(m: object): unknown[]; exports(m: object): Array<{ name: string }> };
+  Memory: new (d: { initial: number; maximum?: number; shared?: boolean }) => { buffer: ArrayBufferLike };
+  validate(b: Uint8Array): boolean;
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+const BUILDS = {
+  simd: builds.GEMM_SIMD_WASM_BASE64,
+  relaxed: builds.GEMM_RELAXED_WASM_BASE64,
+  simdShared: builds.GEMM_SIMD_SHARED_WASM_BASE64,
+  relaxedShared: builds.GEMM_RELAXED_SHARED_WASM_BASE64,
+};
+const bytesOf = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
+const relaxedAvailable = wasm.validate(bytesOf(builds.GEMM_RELAXED_WASM_BASE64));
+
+/**
+ * A stand-in for the threaded backend: a shared memory with a bump allocator (the GEMM only
+ * needs `asm.memory`/`wasmMemory`, `_malloc` and `_free`).
+ */
+function sharedBackend(pages: number): { backend: BackendWasm; heap: () => Float32Array; malloc(bytes: number): number } {
+  const memory = new wasm.Memory({ initial: pages, maximum: pages, shared: true });
+  let next = 1024;
+  const malloc = (bytes: number) => {
+    const at = next;
+    next = Math.ceil((next + bytes) / 16) * 16;
+    return next > pages * 65536 ? 0 : at;
+  };
+  return { backend: { wasm: { wasmMemory: memory, _malloc: malloc, _free: () => undefined } } as unknown as BackendWasm, heap: () => new Float32Array(memory.buffer), malloc };
+}
 
 const heapOffset = (t: tf.Tensor) => (tf.backend() as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap.get(t.dataId).memoryOffset;
 
@@ -16,69 +48,126 @@ describe('the SIMD GEMM module', () => {
     await setBackend('wasm');
   });
 
-  it('was compiled from the committed native/gemm.c (rebuild: node scripts/build-gemm.mjs)', () => {
+  it('was compiled from the committed native/gemm.c in four builds (rebuild: node scripts/build-gemm.mjs)', () => {
     const source = readFileSync(path.resolve(__dirname, '..', 'native', 'gemm.c'));
     expect(createHash('sha256').update(source).digest('hex')).toBe(GEMM_SOURCE_SHA256);
-    const bytes = Buffer.from(GEMM_WASM_BASE64, 'base64');
-    const module = new (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object } }).WebAssembly.Module(bytes);
-    const { WebAssembly: api } = globalThis as unknown as { WebAssembly: { Module: { imports(m: object): unknown[]; exports(m: object): Array<{ name: string }> } } };
-    // It owns no memory: the only import is the backend's heap.
-    expect(api.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-    expect(api.Module.exports(module).map((e) => e.name).sort()).toEqual(['column_sums', 'gemm', 'work_floats']);
+    for (const [name, base64] of Object.entries(BUILDS)) {
+      const bytes = bytesOf(base64);
+      if (name.startsWith('relaxed') && !relaxedAvailable) {
+        expect(wasm.validate(bytes)).toBe(false); // an engine without relaxed SIMD refuses it: the plain build is used
+        continue;
+      }
+      const module = new wasm.Module(bytes);
+      // It owns no memory: the only import is the backend's (or the pool's) heap.
+      expect(wasm.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['column_sums', 'gemm', 'work_floats']);
+    }
+    // The shared builds accept only a shared memory, the private ones only a private memory.
+    const shared = new wasm.Memory({ initial: 1, maximum: 1, shared: true });
+    const own = new wasm.Memory({ initial: 1 });
+    const { Instance } = (globalThis as unknown as { WebAssembly: { Instance: new (m: object, i: object) => object } }).WebAssembly;
+    expect(() => new Instance(new wasm.Module(bytesOf(BUILDS.simdShared)), { env: { memory: shared } })).not.toThrow();
+    expect(() => new Instance(new wasm.Module(bytesOf(BUILDS.simdShared)), { env: { memory: own } })).toThrow();
+    expect(() => new Instance(new wasm.Module(bytesOf(BUILDS.simd)), { env: { memory: shared } })).toThrow();
   });
 
-  it('passes its self-check on the wasm backend and refuses a backend without a usable memory', () => {
+  it('runs relaxed SIMD exactly where the engine validates it, unless MIE_RELAXED_SIMD=0', () => {
+    expect(gemmKernel()).toBe(relaxedAvailable ? 'relaxed-simd' : 'simd');
+    const forced = runWasmChild({ MIE_RELAXED_SIMD: '0' });
+    expect(forced.status).toBe(0);
+    expect(JSON.parse(forced.stdout.trim().split('\n').pop()!).gemmKernel).toBe('simd');
+  });
+
+  it('computes with relaxed SIMD (fused multiply-add) where Node enables it, threaded, to float32 accuracy', () => {
+    // Node 20 validates relaxed SIMD behind a flag; Node 22+ by default (their suites run it too).
+    const result = runWasmChild({ MIE_THREADS: '2' }, ['--experimental-wasm-relaxed-simd']);
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.status).toBe(0);
+    const report = JSON.parse(result.stdout.trim().split('\n').pop()!);
+    expect(report).toMatchObject({ matmul: 'simd', gemmKernel: 'relaxed-simd', threads: 2 });
+    for (const key of ['plain', 'transposed', 'batched']) expect(report[key]).toBeLessThan(1e-4);
+  });
+
+  it('passes its self-check on the wasm backend, on a shared heap (the threaded build), and refuses a backend without a usable memory', () => {
     expect(loadSimdGemm(tf.backend() as BackendWasm)).toBe(true);
     const noMemory = { wasm: { asm: {}, _malloc: () => 1024, _free: () => undefined } } as unknown as BackendWasm;
     expect(loadSimdGemm(noMemory)).toBe(false);
-    const shared = new (globalThis as unknown as { WebAssembly: { Memory: new (d: object) => unknown } }).WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    const sharedMemory = { wasm: { asm: { memory: shared }, _malloc: () => 1024, _free: () => undefined } } as unknown as BackendWasm;
-    expect(loadSimdGemm(sharedMemory)).toBe(false); // the threaded build's memory: XNNPACK instead
+    expect(loadSimdGemm(sharedBackend(64).backend)).toBe(true); // the shared build, in place
+    expect(loadSimdGemm(sharedBackend(1).backend)).toBe(false); // no room for its packing scratch
   });
 
-  it('computes op(A) op(B) for any shapes, transposes and batch strides (float64 reference)', () => {
+  it.each(['one thread', 'the pool (operands copied to its memory)'])('computes op(A) op(B) for any shapes, transposes and batch strides (float64 reference): %s', async (mode) => {
     const backend = tf.backend() as BackendWasm;
-    fc.assert(
-      fc.property(
-        fc.record({
-          m: fc.integer({ min: 1, max: 40 }),
-          n: fc.integer({ min: 1, max: 40 }),
-          k: fc.integer({ min: 1, max: 300 }),
-          ta: fc.boolean(),
-          tb: fc.boolean(),
-          count: fc.integer({ min: 1, max: 3 }),
-          sharedB: fc.boolean(),
-          seed: fc.integer({ min: 1, max: 1000 }),
-        }),
-        ({ m, n, k, ta, tb, count, sharedB, seed }) => {
-          let state = seed;
-          const random = (size: number) => Float32Array.from({ length: size }, () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1);
-          const a = random(count * m * k);
-          const b = random((sharedB ? 1 : count) * k * n);
-          const A = tf.tensor1d(a);
-          const B = tf.tensor1d(b);
-          const C = tf.fill([count * m * n], Number.NaN); // every element must be written
-          simdGemm(backend, { offset: heapOffset(A), transpose: ta, stride: m * k }, { offset: heapOffset(B), transpose: tb, stride: sharedB ? 0 : k * n }, { offset: heapOffset(C), stride: m * n }, m, n, k, count);
-          const c = C.dataSync();
-          tf.dispose([A, B, C]);
-          for (let e = 0; e < count; e++) {
-            const ao = e * m * k;
-            const bo = sharedB ? 0 : e * k * n;
-            for (let i = 0; i < m; i++) {
-              for (let j = 0; j < n; j++) {
-                let expected = 0;
-                for (let p = 0; p < k; p++) expected += a[ao + (ta ? p * m + i : i * k + p)] * b[bo + (tb ? j * k + p : p * n + j)];
-                const actual = c[e * m * n + i * n + j];
-                if (!(Math.abs(actual - expected) <= 1e-5 * (k + Math.abs(expected)))) {
-                  throw new Error(`C[${e}][${i}][${j}] = ${actual}, expected ${expected}`);
-                }
-              }
-            }
-          }
-        },
-      ),
-      { numRuns: 150, seed: 20261128 },
-    );
+    const threaded = mode !== 'one thread';
+    if (threaded) expect(await startGemmPool(backend, 3)).toBe(3); // 3: blocks of uneven sizes
+    const previous = setParallelMinMacs(threaded ? 0 : Infinity); // split every product, however small
+    try {
+      propertyOfGemm(backend, (values) => tf.tensor1d(values), heapOffset, (t) => t.dataSync(), (ts) => tf.dispose(ts));
+    } finally {
+      setParallelMinMacs(previous);
+      if (threaded) stopGemmPool(backend);
+    }
+    expect(gemmThreads(backend)).toBe(1);
+  });
+
+  it('computes in place on a shared heap with the pool (the threaded build), for any shapes', async () => {
+    const { backend, heap, malloc } = sharedBackend(256);
+    expect(await startGemmPool(backend, 2)).toBe(2);
+    const previous = setParallelMinMacs(0);
+    try {
+      // Tensors as offsets into the shared heap.
+      const offsets = new Map<object, number>();
+      const make = (values: Float32Array) => {
+        const data = Float32Array.from(values);
+        const at = malloc(4 * data.length);
+        heap().set(data, at / 4);
+        const handle = { length: data.length };
+        offsets.set(handle, at);
+        return handle;
+      };
+      propertyOfGemm(backend, make, (t) => offsets.get(t)!, (t) => heap().slice(offsets.get(t)! / 4, offsets.get(t)! / 4 + t.length), () => undefined, 60);
+    } finally {
+      setParallelMinMacs(previous);
+      stopGemmPool(backend);
+    }
+  });
+
+  it('reads MIE_THREADS, refusing a malformed count with the variable named', () => {
+    const previous = process.env.MIE_THREADS;
+    try {
+      for (const bad of ['two', '0', '1.5', '-2', '65']) {
+        process.env.MIE_THREADS = bad;
+        expect(() => gemmThreadsWanted()).toThrow(MieBackendError);
+        expect(() => gemmThreadsWanted()).toThrow(`MIE_THREADS environment variable must be an integer from 1 to 64. Received: "${bad}"`);
+      }
+      process.env.MIE_THREADS = '3';
+      expect(gemmThreadsWanted()).toBe(3);
+      delete process.env.MIE_THREADS;
+      expect(gemmThreadsWanted()).toBeGreaterThanOrEqual(1);
+    } finally {
+      if (previous === undefined) delete process.env.MIE_THREADS;
+      else process.env.MIE_THREADS = previous;
+    }
+  });
+
+  it('leaves nothing behind: no tensors, and the backend computes as before', async () => {
+    const backend = tf.backend() as BackendWasm;
+    await startGemmPool(backend, 2);
+    const previous = setParallelMinMacs(0);
+    try {
+      const a = tf.randomNormal([70, 90]);
+      const b = tf.randomNormal([90, 50]);
+      const before = tf.memory().numTensors;
+      const product = tf.tidy(() => tf.matMul(a, b).arraySync());
+      expect(tf.memory().numTensors).toBe(before);
+      setParallelMinMacs(Infinity);
+      const single = tf.tidy(() => tf.matMul(a, b).arraySync());
+      expect(product).toEqual(single); // each block sums in the same order as one thread would
+      tf.dispose([a, b]);
+    } finally {
+      setParallelMinMacs(previous);
+      stopGemmPool(backend);
+    }
   });
 
   it('column sums match a float64 loop, including the columns after the last 16-wide strip', () => {
@@ -114,3 +203,51 @@ describe('selecting the SIMD GEMM', () => {
     expect(JSON.parse(result.stdout.trim().split('\n').pop()!).matmul).toBe('xnnpack');
   });
 });
+
+/**
+ * op(A) op(B) against a float64 loop for random shapes (ragged tiles, both transposes, batches
+ * with a shared or a batched right operand); `make` places values where the GEMM reads them.
+ */
+function propertyOfGemm<T>(backend: BackendWasm, make: (values: Float32Array) => T, offsetOf: (t: T) => number, read: (t: T) => ArrayLike<number>, release: (ts: T[]) => void, numRuns = 150): void {
+  fc.assert(
+    fc.property(
+      fc.record({
+        m: fc.integer({ min: 1, max: 40 }),
+        n: fc.integer({ min: 1, max: 40 }),
+        k: fc.integer({ min: 1, max: 300 }),
+        ta: fc.boolean(),
+        tb: fc.boolean(),
+        count: fc.integer({ min: 1, max: 3 }),
+        sharedB: fc.boolean(),
+        seed: fc.integer({ min: 1, max: 1000 }),
+      }),
+      ({ m, n, k, ta, tb, count, sharedB, seed }) => {
+        let state = seed;
+        const random = (size: number) => Float32Array.from({ length: size }, () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1);
+        const a = random(count * m * k);
+        const b = random((sharedB ? 1 : count) * k * n);
+        const A = make(a);
+        const B = make(b);
+        const C = make(new Float32Array(count * m * n).fill(Number.NaN)); // every element must be written
+        simdGemm(backend, { offset: offsetOf(A), transpose: ta, stride: m * k }, { offset: offsetOf(B), transpose: tb, stride: sharedB ? 0 : k * n }, { offset: offsetOf(C), stride: m * n }, m, n, k, count);
+        const c = read(C);
+        release([A, B, C]);
+        for (let e = 0; e < count; e++) {
+          const ao = e * m * k;
+          const bo = sharedB ? 0 : e * k * n;
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < n; j++) {
+              let expected = 0;
+              for (let p = 0; p < k; p++) expected += a[ao + (ta ? p * m + i : i * k + p)] * b[bo + (tb ? j * k + p : p * n + j)];
+              const actual = c[e * m * n + i * n + j];
+              if (!(Math.abs(actual - expected) <= 1e-5 * (k + Math.abs(expected)))) {
+                throw new Error(`C[${e}][${i}][${j}] = ${actual}, expected ${expected}`);
+              }
+            }
+          }
+        }
+      },
+    ),
+    { numRuns, seed: 20261128 },
+  );
+}

@@ -2,14 +2,24 @@
  * The default wasm GEMM without a system BLAS: native/gemm.c compiled to WebAssembly SIMD and
  * instantiated on the tfjs wasm backend's own memory, so that it reads and writes tensors in
  * place. Transposes are absorbed by its packing (nothing is materialised) and every product is
- * one call, batched or not. See native/gemm.c for the kernel and why it is hand-written.
+ * one call, batched or not. Products large enough to gain are split over a thread pool
+ * (gemm-pool.ts). See native/gemm.c for the kernel and why it is hand-written.
+ *
+ * Four builds of the kernel are committed (simd-gemm-module.ts): plain SIMD128 or relaxed SIMD's
+ * fused multiply-add, each importing a private or a shared memory. The relaxed builds are used
+ * when `WebAssembly.validate` accepts them (Node 22+, current browsers; Node 20 only behind
+ * `--experimental-wasm-relaxed-simd`) and `MIE_RELAXED_SIMD` is not `0`.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { GEMM_WASM_BASE64 } from './simd-gemm-module';
+import { MieBackendError } from './errors';
+import { GemmPool, type GemmFunction, type SharedMemory } from './gemm-pool';
+import { hardwareThreads, mayBlock, sharedMemoryAvailable, startWorker } from './gemm-workers';
+import { environmentVariable } from './host';
+import { GEMM_RELAXED_SHARED_WASM_BASE64, GEMM_RELAXED_WASM_BASE64, GEMM_SIMD_SHARED_WASM_BASE64, GEMM_SIMD_WASM_BASE64 } from './simd-gemm-module';
 import type { Gemm } from './wasm-matmul';
 
 interface GemmExports {
-  gemm(m: number, n: number, k: number, a: number, lda: number, ta: number, b: number, ldb: number, tb: number, c: number, ldc: number, work: number): void;
+  gemm: GemmFunction;
   column_sums(x: number, rows: number, inner: number, out: number): void;
   work_floats(): number;
 }
@@ -18,27 +28,36 @@ interface SimdGemm {
   exports: GemmExports;
   /** Byte offset of the packing scratch (allocated once per backend memory, never freed). */
   work: number;
+  memory: WasmMemory;
+  pool: GemmPool | null;
 }
 
 interface WasmModuleInternals {
+  /** The single-threaded build exports its memory; the threaded build imports a shared one (`wasmMemory`). */
   asm?: { memory?: unknown };
+  wasmMemory?: unknown;
   _malloc(bytes: number): number;
   _free(offset: number): void;
 }
 
 /** The WebAssembly JS API (a Node global; @types/node 20 does not declare it). */
 interface WasmMemory {
-  readonly buffer: ArrayBuffer;
+  readonly buffer: ArrayBufferLike;
 }
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
   Memory: abstract new (...args: never[]) => WasmMemory;
+  validate(bytes: Uint8Array): boolean;
 }
 const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-let compiled: object | null = null;
+/** The kernel variant: relaxed SIMD's fused multiply-add, or SIMD128 multiply + add. */
+export type GemmKernel = 'relaxed-simd' | 'simd';
+
+const compiled = new Map<string, object>();
 const instances = new WeakMap<WasmMemory, SimdGemm>();
+let chosenKernel: GemmKernel | null = null;
 
 function internals(backend: BackendWasm): WasmModuleInternals {
   return (backend as unknown as { wasm: WasmModuleInternals }).wasm;
@@ -52,33 +71,79 @@ function decodeBase64(text: string): Uint8Array {
   return bytes;
 }
 
+/** The variant this engine runs: relaxed SIMD when it validates and `MIE_RELAXED_SIMD` is not `0`. */
+export function gemmKernel(): GemmKernel {
+  if (chosenKernel === null) {
+    const wanted = environmentVariable('MIE_RELAXED_SIMD') !== '0';
+    chosenKernel = wanted && WebAssemblyApi.validate(decodeBase64(GEMM_RELAXED_WASM_BASE64)) ? 'relaxed-simd' : 'simd';
+  }
+  return chosenKernel;
+}
+
+function compiledModule(shared: boolean): object {
+  const key = `${gemmKernel()}-${shared ? 'shared' : 'private'}`;
+  let module = compiled.get(key);
+  if (!module) {
+    const relaxed = gemmKernel() === 'relaxed-simd';
+    const base64 = shared ? (relaxed ? GEMM_RELAXED_SHARED_WASM_BASE64 : GEMM_SIMD_SHARED_WASM_BASE64) : relaxed ? GEMM_RELAXED_WASM_BASE64 : GEMM_SIMD_WASM_BASE64;
+    module = new WebAssemblyApi.Module(decodeBase64(base64));
+    compiled.set(key, module);
+  }
+  return module;
+}
+
+const isShared = (memory: WasmMemory) => typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+
 /**
- * The GEMM module bound to `backend`'s memory, instantiated on first use; throws when it cannot
- * be (a shared memory, as the threaded build uses, or a missing memory export).
+ * The GEMM module bound to `backend`'s memory, instantiated on first use (the shared-memory build
+ * on the threaded backend's heap); throws when it cannot be (a missing memory export).
  */
 function instanceFor(backend: BackendWasm): SimdGemm {
   const module = internals(backend);
-  const memory = module.asm?.memory;
+  const memory = module.asm?.memory ?? module.wasmMemory;
   if (!(memory instanceof WebAssemblyApi.Memory)) throw new Error('simd GEMM: the wasm backend does not expose its memory');
   let found = instances.get(memory);
   if (!found) {
-    compiled ??= new WebAssemblyApi.Module(decodeBase64(GEMM_WASM_BASE64));
-    const exports = new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports as unknown as GemmExports;
-    const work = module._malloc(exports.work_floats() * 4);
+    const kernel = new WebAssemblyApi.Instance(compiledModule(isShared(memory)), { env: { memory } }).exports as unknown as GemmExports;
+    const work = module._malloc(kernel.work_floats() * 4);
     if (!work) throw new Error('simd GEMM: could not allocate its packing scratch');
-    found = { exports, work };
+    found = { exports: kernel, work, memory, pool: null };
     instances.set(memory, found);
   }
   return found;
 }
 
+/**
+ * Multiply-adds (m n k per product, summed over the batch) from which a product is split over
+ * the pool: below, handing blocks over and (with a private heap) copying the operands costs more
+ * than the second thread saves. Measured on this 2-core machine with
+ * `node packages/core/scripts/gemm-threshold.mjs`: see packages/core/README.md.
+ */
+export const PARALLEL_MIN_MACS = 1 << 20;
+
+let parallelMinMacs = PARALLEL_MIN_MACS;
+
+/** Sets the split threshold (the threshold script and tests: 0 splits every product); returns the previous one. */
+export function setParallelMinMacs(macs: number): number {
+  const previous = parallelMinMacs;
+  parallelMinMacs = macs;
+  return previous;
+}
+
 /** The GEMM on the wasm heap (see {@link Gemm}). */
 export const simdGemm: Gemm = (backend, a, b, out, m, n, k, count) => {
-  const { exports, work } = instanceFor(backend);
+  const found = instanceFor(backend);
+  // Not `exports`: CommonJS output refers to this module's own exports by that name.
+  const { exports: kernel, work } = found;
   const lda = a.transpose ? m : k;
   const ldb = b.transpose ? k : n;
+  const pool = found.pool;
+  if (pool !== null && m * n * k * count >= parallelMinMacs) {
+    const call = { m, n, k, a: a.offset, lda, ta: a.transpose, b: b.offset, ldb, tb: b.transpose, c: out.offset, ldc: n, count, strideA: a.stride, strideB: b.stride, strideC: out.stride };
+    if (pool.run(call, kernel.gemm, work, () => found.memory.buffer)) return;
+  }
   for (let i = 0; i < count; i++) {
-    exports.gemm(m, n, k, a.offset + 4 * i * a.stride, lda, a.transpose ? 1 : 0, b.offset + 4 * i * b.stride, ldb, b.transpose ? 1 : 0, out.offset + 4 * i * out.stride, n, work);
+    kernel.gemm(m, n, k, a.offset + 4 * i * a.stride, lda, a.transpose ? 1 : 0, b.offset + 4 * i * b.stride, ldb, b.transpose ? 1 : 0, out.offset + 4 * i * out.stride, n, work);
   }
 };
 
@@ -87,19 +152,83 @@ export function simdColumnSums(backend: BackendWasm, offset: number, rows: numbe
   instanceFor(backend).exports.column_sums(offset, rows, inner, outOffset);
 }
 
+/** Most threads `MIE_THREADS` may ask for. */
+export const MAX_THREADS = 64;
+/** Threads used by default at most (the machine's, up to this). */
+const DEFAULT_MAX_THREADS = 16;
+
+/**
+ * Threads the SIMD GEMM computes with: `MIE_THREADS` when set (1 = single-threaded), else the
+ * threads the machine gives this process (up to 16); 1 where shared memory is unavailable (a
+ * page that is not cross-origin isolated).
+ */
+export function gemmThreadsWanted(): number {
+  const value = environmentVariable('MIE_THREADS');
+  if (value !== undefined && value !== '') {
+    const count = Number(value);
+    if (!Number.isSafeInteger(count) || count < 1 || count > MAX_THREADS) {
+      throw new MieBackendError(`setBackend: the MIE_THREADS environment variable must be an integer from 1 to ${MAX_THREADS}. Received: "${value}".`);
+    }
+    return sharedMemoryAvailable() ? count : 1;
+  }
+  return sharedMemoryAvailable() ? Math.max(1, Math.min(DEFAULT_MAX_THREADS, hardwareThreads())) : 1;
+}
+
+/**
+ * Starts the thread pool of `backend`'s GEMM with `threads` threads (the calling thread
+ * included) and waits until its workers run. Returns the threads the GEMM computes with: 1 when
+ * `threads` is 1 or the pool could not start (the GEMM then stays single-threaded).
+ */
+export async function startGemmPool(backend: BackendWasm, threads: number): Promise<number> {
+  const found = instanceFor(backend);
+  if (found.pool) return found.pool.threads;
+  if (threads < 2) return 1;
+  const module = internals(backend);
+  let pool: GemmPool;
+  try {
+    pool = new GemmPool({
+      module: compiledModule(true),
+      threads,
+      workFloats: found.exports.work_floats(),
+      inPlace: isShared(found.memory) ? { memory: found.memory as SharedMemory, allocate: (bytes) => module._malloc(bytes) } : undefined,
+      startWorker,
+      mayBlock,
+    });
+  } catch {
+    return 1;
+  }
+  if (!(await pool.ready)) {
+    pool.dispose();
+    return 1;
+  }
+  found.pool = pool;
+  return pool.threads;
+}
+
+/** Stops `backend`'s GEMM pool (tests and benchmarks); the GEMM is single-threaded afterwards. */
+export function stopGemmPool(backend: BackendWasm): void {
+  const found = instanceFor(backend);
+  found.pool?.dispose();
+  found.pool = null;
+}
+
+/** Threads `backend`'s GEMM computes with. */
+export function gemmThreads(backend: BackendWasm): number {
+  return instanceFor(backend).pool?.threads ?? 1;
+}
+
 /**
  * Instantiates the module on `backend` and checks one product with both transposes and ragged
  * tiles against a plain loop; false (and the caller falls back to XNNPACK) when anything fails.
  */
 export function loadSimdGemm(backend: BackendWasm): boolean {
   try {
-    instanceFor(backend); // first, so that its allocation cannot move the views below
+    const { memory } = instanceFor(backend); // first, so that its allocation cannot move the views below
     const module = internals(backend);
     const [m, n, k] = [3, 19, 5];
     const base = module._malloc(4 * (m * k + k * n + m * n));
     if (!base) return false;
     try {
-      const memory = module.asm!.memory as WasmMemory;
       const heap = new Float32Array(memory.buffer, base, m * k + k * n + m * n);
       const a = (i: number, p: number) => (i + 1) * 0.5 - p; // op(A)[i][p], stored [k, m]
       const b = (p: number, j: number) => p * 0.25 + j - 3; // op(B)[p][j], stored [n, k]
@@ -111,7 +240,7 @@ export function loadSimdGemm(backend: BackendWasm): boolean {
         for (let j = 0; j < n; j++) {
           let expected = 0;
           for (let p = 0; p < k; p++) expected += a(i, p) * b(p, j);
-          if (out[i * n + j] !== expected) return false; // small integers and halves: exact
+          if (out[i * n + j] !== expected) return false; // small integers and halves: exact (with FMA too)
         }
       }
       return true;

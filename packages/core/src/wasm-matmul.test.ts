@@ -1,7 +1,8 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { loadBlas } from './blas';
 import { getDevice, setBackend } from './backend';
 import { tf } from './tfjs';
-import { simdGemm } from './simd-gemm';
+import { PARALLEL_MIN_MACS, setParallelMinMacs, simdGemm, startGemmPool, stopGemmPool } from './simd-gemm';
 import { setWasmGemm, stockWasmMatMulKernels, xnnpackGemm } from './wasm-matmul';
 
 /**
@@ -46,14 +47,21 @@ const CASES: Array<[number[], number[], boolean, boolean]> = [
 ];
 
 const blas = loadBlas();
-const PATHS = ['simd', 'xnnpack', 'blas'] as const;
+const PATHS = ['simd', 'simd-threads', 'xnnpack', 'blas'] as const;
 type Path = (typeof PATHS)[number];
 
-/** Makes the wasm matmul kernels use `path` (BLAS only when a library loaded). */
-function usePath(path: Path): void {
+/**
+ * Makes the wasm matmul kernels use `path` (BLAS only when a library loaded); `simd-threads`
+ * splits every product over a 3-thread pool (blocks of uneven sizes), however small.
+ */
+async function usePath(path: Path): Promise<void> {
   if (path === 'blas' && blas) setWasmGemm('blas', blas.gemm);
-  else if (path === 'simd') setWasmGemm('simd', simdGemm);
+  else if (path === 'simd' || path === 'simd-threads') setWasmGemm('simd', simdGemm);
   else setWasmGemm('xnnpack', xnnpackGemm);
+  if (path === 'simd-threads') {
+    expect(await startGemmPool(tf.backend() as BackendWasm, 3)).toBe(3);
+    setParallelMinMacs(0);
+  }
 }
 
 function reference(aShape: number[], bShape: number[], tA: boolean, tB: boolean): { a: number[]; b: number[]; out: Float32Array; shape: number[] } {
@@ -71,9 +79,13 @@ describe.each(PATHS)('wasm matmul through %s', (path) => {
 
   beforeAll(async () => {
     await setBackend('wasm');
-    usePath(path);
+    await usePath(path);
   });
   afterAll(async () => {
+    if (path === 'simd-threads') {
+      setParallelMinMacs(PARALLEL_MIN_MACS);
+      stopGemmPool(tf.backend() as BackendWasm);
+    }
     await setBackend('wasm'); // re-selects the default path
   });
 
@@ -81,7 +93,7 @@ describe.each(PATHS)('wasm matmul through %s', (path) => {
     await setBackend('cpu');
     const expected = reference(aShape, bShape, tA, tB);
     await setBackend('wasm');
-    usePath(path);
+    await usePath(path);
     const before = tf.memory().numTensors;
     const a = tf.tensor(expected.a, aShape);
     const b = tf.tensor(expected.b, bShape);
@@ -148,7 +160,7 @@ describe.each(PATHS)('wasm matmul through %s', (path) => {
   run('gradients through matMul equal the cpu backend', async () => {
     const grads = async (backend: 'cpu' | 'wasm') => {
       await setBackend(backend);
-      if (backend === 'wasm') usePath(path);
+      if (backend === 'wasm') await usePath(path);
       // tfjs's BatchMatMul gradient does not reduce broadcast batches, so operands share ranks.
       const values: number[][] = [];
       for (const [aShape, bShape] of [[[6, 4], [5, 4]], [[2, 3, 4], [2, 5, 4]]]) {

@@ -4,14 +4,15 @@ import { wasmThreadsFromEnvironment } from './wasm-threads';
 
 describe('threaded wasm (MIE_WASM_THREADS)', () => {
   it('runs the threaded module with the requested threads, computes exact products, and the process exits by itself', () => {
-    const result = runWasmChild({ MIE_WASM_THREADS: '2' });
+    // The SIMD GEMM's pool computes on the threaded build's shared heap in place.
+    const result = runWasmChild({ MIE_WASM_THREADS: '2', MIE_THREADS: '2' });
     // A worker left referenced would keep the process alive until the timeout kills it.
     expect(result.signal).toBeNull();
     expect(result.stderr).not.toMatch(/Error/);
     expect(result.status).toBe(0);
     const report = JSON.parse(result.stdout.trim().split('\n').pop()!);
     expect(report.threads).toBe(2);
-    expect(report.matmul).toBe('xnnpack');
+    expect(report.matmul).toBe('simd');
     for (const key of ['plain', 'transposed', 'batched']) expect(report[key]).toBeLessThan(1e-4);
   });
 

@@ -2,8 +2,9 @@
  * Runs core's sources in a fresh Node process (TypeScript transpiled on load by a require hook),
  * for what is fixed when the wasm module first initialises (threads, the matmul path) or only
  * visible from outside (whether the process exits by itself). The child selects the wasm backend
- * and prints one JSON line: its threads, matmul path and the largest error of plain, transposed
- * and batched products against a float64 reference.
+ * and prints one JSON line: its threads, matmul path, GEMM kernel and the largest error of plain,
+ * transposed and batched products against a float64 reference (large enough to be split over the
+ * GEMM's threads).
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -20,7 +21,7 @@ const { setBackend, tf } = require('./src/index.ts');
   const device = await setBackend('wasm');
   let state = 7;
   const random = (n) => Array.from({ length: n }, () => ((state = (state * 16807) % 2147483647) / 2147483647) - 0.5);
-  const [m, k, n] = [96, 160, 72];
+  const [m, k, n] = [128, 160, 96];
   const a = random(m * k), b = random(k * n);
   const reference = new Float64Array(m * n);
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) { let s = 0; for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j]; reference[i * n + j] = s; }
@@ -30,12 +31,13 @@ const { setBackend, tf } = require('./src/index.ts');
   const transposed = tf.matMul(tf.transpose(A), tf.transpose(B), true, true).dataSync();
   const batched = tf.matMul(tf.stack([A, A]), B).dataSync().slice(m * n);
   const error = (values) => Math.max(...Array.from(values, (v, i) => Math.abs(v - reference[i])));
-  console.log(JSON.stringify({ threads: device.threads, matmul: device.matmul, plain: error(plain), transposed: error(transposed), batched: error(batched) }));
+  console.log(JSON.stringify({ threads: device.threads, matmul: device.matmul, gemmKernel: device.gemmKernel, plain: error(plain), transposed: error(transposed), batched: error(batched) }));
 })();
 `;
 
-export function runWasmChild(env: Record<string, string>): { status: number | null; signal: string | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['-e', CHILD], {
+/** Runs the child with `env` on top of this process's (and `MIE_BLAS=0`), with Node's `flags`. */
+export function runWasmChild(env: Record<string, string>, flags: string[] = []): { status: number | null; signal: string | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [...flags, '-e', CHILD], {
     cwd: path.resolve(__dirname, '..', '..'),
     env: { ...process.env, MIE_BLAS: '0', ...env }, // without BLAS unless asked
     encoding: 'utf8',
