@@ -44,13 +44,23 @@ export function swiftShaderEnvironment(): NodeJS.ProcessEnv {
   return { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, LD_LIBRARY_PATH: libraryPath };
 }
 
-/** Serves `dir` on a free local port until `close()`. */
-export async function serveDirectory(dir: string): Promise<{ url: string; close(): Promise<void> }> {
+/**
+ * Serves `dir` on a free local port until `close()`; `isolated` adds the headers that make a page
+ * cross-origin isolated (COOP `same-origin`, COEP `require-corp`), which `SharedArrayBuffer`, and
+ * so any wasm threads, need.
+ */
+export async function serveDirectory(dir: string, { isolated = false }: { isolated?: boolean } = {}): Promise<{ url: string; close(): Promise<void> }> {
   const handler = sirv(dir, { dev: true, etag: false });
-  const server: Server = createServer((request, response) => handler(request, response, () => {
-    response.statusCode = 404;
-    response.end('not found');
-  }));
+  const server: Server = createServer((request, response) => {
+    if (isolated) {
+      response.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+      response.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+    }
+    handler(request, response, () => {
+      response.statusCode = 404;
+      response.end('not found');
+    });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
