@@ -55,6 +55,7 @@ function broadcastStrides(scoreShape: number[], maskShape: number[]): number[] {
 
 const maskedSoftmaxKernel: FusedKernel = {
   kernelName: MASKED_SOFTMAX_KERNEL,
+  defaultBackends: ['cpu'], // on wasm the composition is faster: see masks.ts
   outputShapes: ({ scores }) => [scores],
   compute({ scores, allowed }, [y], shapes) {
     const shape = shapes.scores;
@@ -105,6 +106,7 @@ const maskedSoftmaxKernel: FusedKernel = {
 
 const softmaxGradKernel: FusedKernel = {
   kernelName: SOFTMAX_GRAD_KERNEL,
+  defaultBackends: ['cpu'], // on wasm the composition is faster: see masks.ts
   outputShapes: ({ y }) => [y],
   compute({ dy, y }, [dx], shapes) {
     const k = shapes.y[shapes.y.length - 1];

@@ -46,6 +46,14 @@ describe.each(FUSED_KERNEL_BACKENDS)('fused kernels on %s', (backend) => {
     expect(fusedKernelAvailable('MieNoSuchKernel')).toBe(false);
   });
 
+  it('is used by default only on its defaultBackends, everywhere registered under MIE_FUSED_KERNELS=all', () => {
+    registerFusedKernel({ ...affineRowSum, kernelName: 'MieTestCpuOnly', defaultBackends: ['cpu'] });
+    expect(tf.getKernel('MieTestCpuOnly', backend)).toBeDefined(); // registered (and testable) on both
+    expect(withFusedKernels(undefined, () => fusedKernelAvailable('MieTestCpuOnly'))).toBe(backend === 'cpu');
+    expect(withFusedKernels('all', () => fusedKernelAvailable('MieTestCpuOnly'))).toBe(true);
+    expect(withFusedKernels('0', () => fusedKernelAvailable('MieTestCpuOnly'))).toBe(false);
+  });
+
   it('is idempotent: registering again keeps the first kernel', () => {
     const first = tf.getKernel(KERNEL, backend)!.kernelFunc;
     registerFusedKernel(affineRowSum);

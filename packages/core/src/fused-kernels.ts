@@ -33,7 +33,17 @@ export interface FusedKernel<Attrs extends object = Record<string, unknown>> {
    * zeroed). Must not keep the arrays: on wasm they are views of a heap that can be replaced.
    */
   compute(inputs: Record<string, Float32Array>, outputs: Float32Array[], shapes: Record<string, number[]>, attrs: Attrs): void;
+  /**
+   * The backends where callers use the kernel by default (default: both). It is registered, and
+   * tested, on both; `MIE_FUSED_KERNELS=all` uses it everywhere it is registered. A JavaScript
+   * loop beats tfjs's composition on cpu, whose kernels are JavaScript too, but can lose to the
+   * wasm backend's SIMD kernels despite their dispatches.
+   */
+  defaultBackends?: ReadonlyArray<(typeof FUSED_KERNEL_BACKENDS)[number]>;
 }
+
+/** Each registered kernel's {@link FusedKernel.defaultBackends}. */
+const defaultBackends = new Map<string, ReadonlyArray<string>>();
 
 /** What a tfjs kernel function receives. */
 interface KernelArgs {
@@ -93,6 +103,7 @@ function cpuKernelFunc<Attrs extends object>(kernel: FusedKernel<Attrs>): tf.Ker
  */
 export function registerFusedKernel<Attrs extends object>(kernel: FusedKernel<Attrs>): void {
   const kernelFuncs: Record<(typeof FUSED_KERNEL_BACKENDS)[number], tf.KernelFunc> = { cpu: cpuKernelFunc(kernel), wasm: wasmKernelFunc(kernel) };
+  if (!defaultBackends.has(kernel.kernelName)) defaultBackends.set(kernel.kernelName, kernel.defaultBackends ?? FUSED_KERNEL_BACKENDS);
   for (const backendName of FUSED_KERNEL_BACKENDS) {
     if (!tf.getKernel(kernel.kernelName, backendName)) tf.registerKernel({ kernelName: kernel.kernelName, backendName, kernelFunc: kernelFuncs[backendName] });
   }
@@ -100,11 +111,15 @@ export function registerFusedKernel<Attrs extends object>(kernel: FusedKernel<At
 
 /**
  * Whether the fused kernel `kernelName` runs on the current backend: it is registered there (cpu
- * and wasm) and `MIE_FUSED_KERNELS` is not `0`. Callers use the tfjs composition otherwise.
+ * and wasm), the backend is one of its `defaultBackends` (or `MIE_FUSED_KERNELS=all`), and
+ * `MIE_FUSED_KERNELS` is not `0`. Callers use the tfjs composition otherwise.
  */
 export function fusedKernelAvailable(kernelName: string): boolean {
-  if (environmentVariable('MIE_FUSED_KERNELS') === '0') return false;
-  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+  const setting = environmentVariable('MIE_FUSED_KERNELS');
+  if (setting === '0') return false;
+  const backend = tf.getBackend();
+  if (tf.getKernel(kernelName, backend) === undefined) return false;
+  return setting === 'all' || (defaultBackends.get(kernelName) ?? FUSED_KERNEL_BACKENDS).includes(backend);
 }
 
 /**

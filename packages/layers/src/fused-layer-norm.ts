@@ -27,6 +27,7 @@ interface LayerNormAttrs {
 
 const layerNorm: FusedKernel<LayerNormAttrs> = {
   kernelName: LAYER_NORM_KERNEL,
+  defaultBackends: ['cpu'], // on wasm the composition is faster: see layer-norm.ts
   outputShapes: ({ x }) => {
     const rows = tf.util.sizeFromShape(x.slice(0, -1));
     return [x, [rows], [rows]];
@@ -99,6 +100,7 @@ const layerNorm: FusedKernel<LayerNormAttrs> = {
 // float64 (float32 inputs, products exact to 48 bits).
 const layerNormGrad: FusedKernel = {
   kernelName: LAYER_NORM_GRAD_KERNEL,
+  defaultBackends: ['cpu'], // on wasm the composition is faster: see layer-norm.ts
   outputShapes: ({ x, weight }) => [x, weight, weight],
   compute({ dy, x, weight, mean, rstd }, [dx, dweight, dbias], shapes) {
     const n = shapes.x[shapes.x.length - 1];

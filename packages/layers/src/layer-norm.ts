@@ -44,7 +44,10 @@ export class LayerNorm extends Module {
   /** Normalises `x [..., normalizedShape]` (float32, any rank >= 1) over its last dimension; same shape out. */
   forward(x: tf.Tensor): tf.Tensor {
     checkFeatures('LayerNorm', 'input x', x, this.config.normalizedShape, 'normalizedShape');
-    // The fast path: one kernel forward and one backward on cpu and wasm (fused-layer-norm.ts).
+    // One kernel forward and one backward (fused-layer-norm.ts) on cpu, where it is 4x faster than
+    // the composition ([1400, 128] forward + backward: 14 ms against 58). On wasm the composition's
+    // SIMD kernels win despite their dispatches (1.43 ms against 1.59; [1024, 512]: 3.5 against 5.4),
+    // so it stays there unless MIE_FUSED_KERNELS=all.
     if (this.weight && this.bias && fusedKernelAvailable(LAYER_NORM_KERNEL)) {
       return fusedLayerNorm(x, this.weight, this.bias, this.config.eps);
     }
