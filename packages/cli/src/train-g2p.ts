@@ -67,15 +67,23 @@ export interface G2PMetrics {
 }
 
 /**
- * Minutes of the reference speed (the wasm backend with a system BLAS, or tfjs-node) that a
- * budget buys on `device`: without BLAS this model trains about 1.8x slower on the SIMD GEMM
- * (10 minutes: 1,000 steps against 1,766) and 3x slower on XNNPACK, so any path without BLAS gets
- * the model sized for a third of the time (the rule the published runs used), and evaluations as
- * often in steps.
+ * How many times slower than the reference (the wasm backend with a system BLAS, or tfjs-node)
+ * this model trains on a path, measured on this 2-core machine with `pnpm bench --only
+ * ops-per-step` (median step of the 10-minute model): OpenBLAS 106 ms; the SIMD GEMM 140 ms on
+ * its 2 threads, 184 ms on one; XNNPACK, and the cpu backend, about 3x (the rule the first
+ * published runs used).
  */
-export function effectiveMinutes(minutes: number, device: Pick<DeviceInfo, 'backend' | 'matmul'>): number {
-  const slow = device.backend === 'cpu' || (device.backend === 'wasm' && device.matmul !== 'blas');
-  return slow ? minutes / 3 : minutes;
+const SLOWDOWN = { simdThreads: 1.3, simdOneThread: 1.75, other: 3 };
+
+/**
+ * Minutes of the reference speed that a budget buys on `device` (the slowdowns above): the
+ * model is sized for them, and evaluated as often in steps.
+ */
+export function effectiveMinutes(minutes: number, device: Pick<DeviceInfo, 'backend' | 'matmul' | 'threads'>): number {
+  if (device.backend !== 'wasm' && device.backend !== 'cpu') return minutes;
+  if (device.backend === 'wasm' && device.matmul === 'blas') return minutes;
+  if (device.backend === 'wasm' && device.matmul === 'simd') return minutes / ((device.threads ?? 1) > 1 ? SLOWDOWN.simdThreads : SLOWDOWN.simdOneThread);
+  return minutes / SLOWDOWN.other;
 }
 
 /**

@@ -89,7 +89,10 @@ export async function openRun<R>(
 
 /** The device line each job logs first. */
 export function deviceLine(device: DeviceInfo): string {
-  return `device: ${device.backend} (${device.package}${device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : ''})`;
+  const matmul = device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : '';
+  const kernel = device.gemmKernel ? ` ${device.gemmKernel}` : '';
+  const threads = device.threads !== undefined && device.matmul !== 'blas' ? `, ${device.threads} thread${device.threads === 1 ? '' : 's'}` : '';
+  return `device: ${device.backend} (${device.package}${matmul}${kernel}${threads})`;
 }
 
 /** What {@link fitAndKeepBest} settled on. */
