@@ -22,13 +22,13 @@ def measure(runs, step):
         start = time.perf_counter()
         step()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times)
+    return statistics.median(times), min(times), max(times)
 
 
 def emit(name, timing, runs, tokens=None, **extra):
-    med, low = timing
+    med, low, high = timing
     row = {"name": name, "backend": "torch", "matmul": "torch", "threads": torch.get_num_threads(),
-           "median_ms": round(med, 2), "min_ms": round(low, 2), "runs": runs, **extra}
+           "median_ms": round(med, 2), "min_ms": round(low, 2), "max_ms": round(high, 2), "runs": runs, **extra}
     if tokens:
         row["tokens_per_s"] = round(tokens * 1000 / med, 1)
     print(json.dumps(row), flush=True)

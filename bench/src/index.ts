@@ -24,6 +24,8 @@ export interface BenchResult {
   threads: number;
   median_ms: number;
   min_ms: number;
+  /** The slowest run (PyTorch's rows: its spread). */
+  max_ms?: number;
   runs: number;
   tokens_per_s?: number;
   [extra: string]: unknown;
@@ -372,7 +374,7 @@ async function main(): Promise<void> {
   console.log(
     device.kind === 'gpu'
       ? `MIE on ${device.backend} (GPU: ${gpu || 'unknown'})`
-      : `MIE on ${device.backend} (matmul: ${device.matmul ?? '-'}${device.blasLibrary ? `, ${device.blasLibrary}` : ''}, threads ${device.threads ?? 1})`,
+      : `MIE on ${device.backend} (matmul: ${device.matmul ?? '-'}${device.blasLibrary ? `, ${device.blasLibrary}` : ''}${device.gemmKernel ? `, kernel ${device.gemmKernel}` : ''}, threads ${device.threads ?? 1})`,
   );
   const rows = results.map((r) => {
     const t = torch.get(r.name);
@@ -381,6 +383,7 @@ async function main(): Promise<void> {
       'median ms': r.median_ms,
       'tokens/s': r.tokens_per_s ?? '',
       'torch ms': t?.median_ms ?? '',
+      'torch min-max ms': t?.max_ms !== undefined ? `${t.min_ms}-${t.max_ms}` : '',
       'torch tokens/s': t?.tokens_per_s ?? '',
       'MIE / torch (time)': t ? Number((r.median_ms / t.median_ms).toFixed(2)) : '',
       'MIE / torch (tokens/s)': r.tokens_per_s && t?.tokens_per_s ? Number((r.tokens_per_s / t.tokens_per_s).toFixed(2)) : '',
