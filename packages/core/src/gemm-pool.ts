@@ -129,9 +129,6 @@ if (nodePort) nodePort.once('message', start);
 else self.onmessage = (event) => { self.onmessage = null; start(event.data); };
 `;
 
-/** Floats of packing scratch one gemm thread needs (`work_floats()` of gemm.c). */
-export type WorkFloats = number;
-
 export interface GemmPoolOptions {
   /** The compiled shared-memory build of gemm.c. */
   module: object;
