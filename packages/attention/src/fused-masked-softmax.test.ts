@@ -1,18 +1,10 @@
 import { FUSED_KERNEL_BACKENDS, fusedKernelAvailable, setBackend, tf } from '@mie/core';
+import { withEnvironment } from '@mie/test-utils';
 import { MASKED_SOFTMAX_KERNEL, SOFTMAX_GRAD_KERNEL, fusedMaskedSoftmax, fusedSoftmaxApplies } from './fused-masked-softmax';
 import { buildAttentionMask, maskedSoftmax } from './masks';
 
 /** Runs `run` with MIE_FUSED_KERNELS set to `value` (the composition under '0'). */
-function withFusedKernels<T>(value: '0' | 'all', run: () => T): T {
-  const saved = process.env.MIE_FUSED_KERNELS;
-  process.env.MIE_FUSED_KERNELS = value;
-  try {
-    return run();
-  } finally {
-    if (saved === undefined) delete process.env.MIE_FUSED_KERNELS;
-    else process.env.MIE_FUSED_KERNELS = saved;
-  }
-}
+const withFusedKernels = <T>(value: '0' | 'all', run: () => T): T => withEnvironment('MIE_FUSED_KERNELS', value, run);
 
 /** Largest |a - b| / (1 + |b|) (Infinity where either is NaN). */
 function worstDifference(a: tf.Tensor, b: tf.Tensor): number {

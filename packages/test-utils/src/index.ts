@@ -2,6 +2,7 @@
 export { typeScriptBlocks, runExample, packageReadme } from './readme-examples';
 export { runModuleTest, type ModuleTestOptions } from './run-module-test';
 export { withInputScale } from './test-modules';
+export { withEnvironment } from './environment';
 export {
   backendAgreement,
   collectTensors,
