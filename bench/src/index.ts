@@ -231,7 +231,7 @@ async function matmul(runs: number): Promise<BenchResult[]> {
 
 /**
  * Kernel dispatches in one training step of `mie train g2p`'s default run (the model its 10
- * minutes pick on this device, CMU dictionary batches of 1400 tokens, AdamW, label smoothing,
+ * minutes pick on this device, or `MIE_BENCH_MINUTES`' budget, CMU dictionary batches of 1400 tokens, AdamW, label smoothing,
  * clipping: the same Trainer set-up as packages/cli/src/train-g2p.ts), counted by wrapping the
  * engine's one entry point for kernels, with the median time of a step. Each dispatch costs about
  * 10 µs here besides its arithmetic (tape node, saved copies), so the count is a cost of its own.
@@ -241,7 +241,7 @@ async function opsPerStep(runs: number): Promise<BenchResult[]> {
   const steps = Math.max(runs, 10);
   const warmup = 3;
   const splits = loadG2PSplits();
-  const transformer = architectureFor(effectiveMinutes(10, getDevice()));
+  const transformer = architectureFor(effectiveMinutes(Number(process.env.MIE_BENCH_MINUTES ?? 10), getDevice()));
   const model = new G2PModel({ phonemes: [...new Set(splits.train.flatMap((e) => e.pronunciations.flat()))].sort(), transformer });
   const pairs = splits.train.flatMap((e) => e.pronunciations.map((p) => ({ src: model.encodeWord(e.word), tgt: model.encodePronunciation(p) })));
   type Batch = { src: tf.Tensor; tgtIn: tf.Tensor; tgtOut: tf.Tensor; tokens: number };

@@ -90,7 +90,7 @@ export async function openRun<R>(
 /** The device line each job logs first. */
 export function deviceLine(device: DeviceInfo): string {
   const matmul = device.matmul ? `, matmul ${device.matmul}${device.blasLibrary ? ` ${device.blasLibrary}` : ''}` : '';
-  const kernel = device.gemmKernel ? ` ${device.gemmKernel}` : '';
+  const kernel = device.gemmKernel ? `, kernel ${device.gemmKernel}` : '';
   const threads = device.threads !== undefined && device.matmul !== 'blas' ? `, ${device.threads} thread${device.threads === 1 ? '' : 's'}` : '';
   return `device: ${device.backend} (${device.package}${matmul}${kernel}${threads})`;
 }
