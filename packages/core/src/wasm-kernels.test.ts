@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { setBackend } from './backend'; // importing backend.ts registers the wasm kernels
 import { seededRandom } from './random';
 import { tf } from './tfjs';
@@ -403,5 +404,82 @@ describe('row gather on wasm', () => {
     for (const dtype of ['float32', 'int32']) {
       expect(results[`wasm-${dtype}`]).toEqual(results[`cpu-${dtype}`]);
     }
+  });
+});
+
+describe('in-place slice on wasm', () => {
+  /** A random shape (rank 1-5), begin and size inside it (sizes of 0 and whole axes included). */
+  const sliceCase = fc.integer({ min: 1, max: 5 }).chain((rank) =>
+    fc
+      .array(fc.integer({ min: 1, max: 5 }), { minLength: rank, maxLength: rank })
+      .chain((shape) =>
+        fc.tuple(
+          fc.constant(shape),
+          fc.tuple(...shape.map((n) => fc.integer({ min: 0, max: n }).chain((b) => fc.tuple(fc.constant(b), fc.integer({ min: 0, max: n - b }))))),
+          fc.constantFrom('float32' as const, 'int32' as const, 'bool' as const),
+        ),
+      ),
+  );
+
+  it('equals the cpu backend and the stock kernel on random slices (fast-check)', async () => {
+    const cases = fc.sample(sliceCase, { numRuns: 300, seed: 11 });
+    const make = (shape: number[], dtype: 'float32' | 'int32' | 'bool') => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const values = Array.from({ length: size }, (_, i) => (dtype === 'bool' ? (i * 7) % 3 === 0 : dtype === 'int32' ? i * 3 - 40 : i * 0.5 - 7));
+      return tf.tensor(values as number[], shape, dtype);
+    };
+    const expected: number[][] = [];
+    await setBackend('cpu');
+    for (const [shape, ranges, dtype] of cases) {
+      const x = make(shape, dtype);
+      const out = tf.slice(x, ranges.map((r) => r[0]), ranges.map((r) => r[1]));
+      expected.push([...out.shape, -1, ...Array.from(out.dataSync())]);
+      tf.dispose([x, out]);
+    }
+    await setBackend('wasm');
+    const stock = stockWasmKernels().slice!;
+    const before = tf.memory().numTensors;
+    cases.forEach(([shape, ranges, dtype], i) => {
+      const x = make(shape, dtype);
+      const begin = ranges.map((r) => r[0]);
+      const size = ranges.map((r) => r[1]);
+      const out = tf.slice(x, begin, size);
+      expect([...out.shape, -1, ...Array.from(out.dataSync())]).toEqual(expected[i]);
+      expect(out.dtype).toBe(dtype);
+      const backend = tf.backend() as unknown as Parameters<typeof stock.kernelFunc>[0]['backend'];
+      const reference = stock.kernelFunc({ inputs: { x }, backend, attrs: { begin, size } }) as tf.TensorInfo;
+      const referenceTensor = tf.engine().makeTensorFromTensorInfo(reference);
+      expect(Array.from(referenceTensor.dataSync())).toEqual(Array.from(out.dataSync()));
+      tf.dispose([x, out, referenceTensor]);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('is the registered kernel, with -1 sizes, and keeps strings on the stock kernel', async () => {
+    await setBackend('wasm');
+    expect(tf.getKernel('Slice', 'wasm')!.kernelFunc).not.toBe(stockWasmKernels().slice!.kernelFunc);
+    const x = tf.tensor3d(Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
+    const out = tf.slice(x, [1, 1, 1], [-1, -1, 2]);
+    expect(out.shape).toEqual([1, 2, 2]);
+    expect(Array.from(out.dataSync())).toEqual([17, 18, 21, 22]);
+    const words = tf.tensor1d(['a', 'bc', 'd'], 'string');
+    const picked = tf.slice(words, [1], [2]);
+    expect(picked.arraySync()).toEqual(['bc', 'd']);
+    tf.dispose([x, out, words, picked]);
+  });
+
+  it('stays correct when allocating the output grows the wasm heap', async () => {
+    await setBackend('wasm');
+    const table = tf.tensor2d(Array.from({ length: 4 * 1024 }, (_, i) => i), [4, 1024]);
+    const heapBefore = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+    // An output larger than what is left of the heap forces it to grow during the kernel.
+    const big = tf.tile(table, [Math.ceil(heapBefore / (4 * 4 * 1024)) + 1, 1]);
+    const rows = big.shape[0];
+    const out = tf.slice(big, [rows - 4, 0], [4, 1024]);
+    expect(Array.from(out.dataSync())).toEqual(Array.from(table.dataSync()));
+    const columns = tf.slice(big, [0, 1000], [rows, 3]);
+    const values = columns.dataSync();
+    expect([values[0], values[1], values[2], values[values.length - 1]]).toEqual([1000, 1001, 1002, 3 * 1024 + 1002]);
+    tf.dispose([table, big, out, columns]);
   });
 });
