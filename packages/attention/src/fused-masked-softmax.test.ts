@@ -84,6 +84,18 @@ describe.each(FUSED_KERNEL_BACKENDS)('the fused masked softmax kernels on %s', (
     tf.dispose([...fused, ...composed, scores, lossWeights, ...(allowed ? [allowed] : [])]);
   });
 
+  it.each([
+    [[1, 8, 1, 64], true],
+    [[2, 8, 2, 64], true],
+    [[2, 8, 2, 65], false],
+  ])('uses the fused kernel by default on wasm for scores %j: %s (always on cpu)', async (shape, onWasm) => {
+    const scores = tf.randomNormal(shape as number[], 0, 1, 'float32', 24);
+    const allowed = randomMask([shape[0], 1, 1, shape[3]], 25);
+    const names = (await tf.profile(() => withEnvironment('MIE_FUSED_KERNELS', undefined, () => tf.dispose(maskedSoftmax(scores, allowed))))).kernelNames;
+    expect(names.includes(MASKED_SOFTMAX_KERNEL)).toBe(backend === 'cpu' || onWasm);
+    tf.dispose([scores, allowed]);
+  });
+
   it('gives fully blocked rows zero weights and zero, finite gradients; blocked keys get 0', () => {
     const scores = tf.tensor4d([[[[1, 2, 3], [4, 5, 6]]]]); // [1, 1, 2, 3]
     const allowed = tf.tensor4d([[[[1, 0, 1], [0, 0, 0]]]]);

@@ -55,7 +55,8 @@ function broadcastStrides(scoreShape: number[], maskShape: number[]): number[] {
 
 const maskedSoftmaxKernel: FusedKernel = {
   kernelName: MASKED_SOFTMAX_KERNEL,
-  defaultBackends: ['cpu'], // on wasm the composition is faster: see masks.ts
+  defaultBackends: ['cpu'], // on wasm the composition is faster but on small scores: see masks.ts
+  defaultUpToElements: { wasm: 2048 },
   outputShapes: ({ scores }) => [scores],
   compute({ scores, allowed }, [y], shapes) {
     const shape = shapes.scores;

@@ -99,10 +99,11 @@ function toBool(x: tf.Tensor): tf.Tensor {
 export function maskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor | null): tf.Tensor {
   return tf.tidy(() => {
     // One kernel forward and one backward (fused-masked-softmax.ts) on cpu. On wasm the
-    // composition's SIMD softmax is faster (forward + backward of [100, 4, 12, 12] with a padding
-    // mask: 1.08 ms against 1.37; [8, 8, 64, 64]: 2.2 against 3.5), so it stays there unless
-    // MIE_FUSED_KERNELS=all.
-    if (fusedKernelAvailable(MASKED_SOFTMAX_KERNEL) && fusedSoftmaxApplies(scores, allowed)) {
+    // composition's SIMD softmax is faster on large scores (forward + backward of [100, 4, 12, 12]
+    // with a padding mask: 1.08 ms against 1.37; [8, 8, 64, 64]: 2.2 against 3.5), the kernel on
+    // a decoding step's (forward [1, 8, 1, 64]: 12 us against 32), so there it is used up to 2048
+    // elements or with MIE_FUSED_KERNELS=all.
+    if (fusedKernelAvailable(MASKED_SOFTMAX_KERNEL, scores.size) && fusedSoftmaxApplies(scores, allowed)) {
       return fusedMaskedSoftmax(scores, allowed === null || allowed.dtype === 'float32' ? allowed : tf.cast(allowed, 'float32'));
     }
     if (allowed === null) return tf.softmax(scores);

@@ -54,6 +54,16 @@ describe.each(FUSED_KERNEL_BACKENDS)('fused kernels on %s', (backend) => {
     expect(withFusedKernels('0', () => fusedKernelAvailable('MieTestCpuOnly'))).toBe(false);
   });
 
+  it('is used by default for small inputs where defaultUpToElements says so', () => {
+    registerFusedKernel({ ...affineRowSum, kernelName: 'MieTestSmallOnWasm', defaultBackends: ['cpu'], defaultUpToElements: { wasm: 100 } });
+    const small = withFusedKernels(undefined, () => fusedKernelAvailable('MieTestSmallOnWasm', 100));
+    const large = withFusedKernels(undefined, () => fusedKernelAvailable('MieTestSmallOnWasm', 101));
+    const unsized = withFusedKernels(undefined, () => fusedKernelAvailable('MieTestSmallOnWasm'));
+    expect([small, large, unsized]).toEqual(backend === 'cpu' ? [true, true, true] : [true, false, false]);
+    expect(withFusedKernels('all', () => fusedKernelAvailable('MieTestSmallOnWasm', 101))).toBe(true);
+    expect(withFusedKernels('0', () => fusedKernelAvailable('MieTestSmallOnWasm', 1))).toBe(false);
+  });
+
   it('is idempotent: registering again keeps the first kernel', () => {
     const first = tf.getKernel(KERNEL, backend)!.kernelFunc;
     registerFusedKernel(affineRowSum);

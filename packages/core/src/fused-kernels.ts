@@ -40,10 +40,19 @@ export interface FusedKernel<Attrs extends object = Record<string, unknown>> {
    * wasm backend's SIMD kernels despite their dispatches.
    */
   defaultBackends?: ReadonlyArray<(typeof FUSED_KERNEL_BACKENDS)[number]>;
+  /**
+   * Per backend outside `defaultBackends`: callers still use the kernel by default for inputs of
+   * at most this many elements (the caller passes the count to {@link fusedKernelAvailable}).
+   * Where the composition's kernels are faster per element but each costs a dispatch, one loop
+   * wins on small tensors (a decoding step's rows) and loses on large ones.
+   */
+  defaultUpToElements?: Partial<Record<(typeof FUSED_KERNEL_BACKENDS)[number], number>>;
 }
 
 /** Each registered kernel's {@link FusedKernel.defaultBackends}. */
 const defaultBackends = new Map<string, ReadonlyArray<string>>();
+/** Each registered kernel's {@link FusedKernel.defaultUpToElements}. */
+const defaultUpToElements = new Map<string, Partial<Record<string, number>>>();
 
 /** What a tfjs kernel function receives. */
 interface KernelArgs {
@@ -103,7 +112,10 @@ function cpuKernelFunc<Attrs extends object>(kernel: FusedKernel<Attrs>): tf.Ker
  */
 export function registerFusedKernel<Attrs extends object>(kernel: FusedKernel<Attrs>): void {
   const kernelFuncs: Record<(typeof FUSED_KERNEL_BACKENDS)[number], tf.KernelFunc> = { cpu: cpuKernelFunc(kernel), wasm: wasmKernelFunc(kernel) };
-  if (!defaultBackends.has(kernel.kernelName)) defaultBackends.set(kernel.kernelName, kernel.defaultBackends ?? FUSED_KERNEL_BACKENDS);
+  if (!defaultBackends.has(kernel.kernelName)) {
+    defaultBackends.set(kernel.kernelName, kernel.defaultBackends ?? FUSED_KERNEL_BACKENDS);
+    defaultUpToElements.set(kernel.kernelName, { ...kernel.defaultUpToElements });
+  }
   for (const backendName of FUSED_KERNEL_BACKENDS) {
     if (!tf.getKernel(kernel.kernelName, backendName)) tf.registerKernel({ kernelName: kernel.kernelName, backendName, kernelFunc: kernelFuncs[backendName] });
   }
@@ -111,15 +123,18 @@ export function registerFusedKernel<Attrs extends object>(kernel: FusedKernel<At
 
 /**
  * Whether the fused kernel `kernelName` runs on the current backend: it is registered there (cpu
- * and wasm), the backend is one of its `defaultBackends` (or `MIE_FUSED_KERNELS=all`), and
+ * and wasm), the backend is one of its `defaultBackends` (or its input of `elements` elements is
+ * within the backend's `defaultUpToElements`, or `MIE_FUSED_KERNELS=all`), and
  * `MIE_FUSED_KERNELS` is not `0`. Callers use the tfjs composition otherwise.
  */
-export function fusedKernelAvailable(kernelName: string): boolean {
+export function fusedKernelAvailable(kernelName: string, elements?: number): boolean {
   const setting = environmentVariable('MIE_FUSED_KERNELS');
   if (setting === '0') return false;
   const backend = tf.getBackend();
   if (tf.getKernel(kernelName, backend) === undefined) return false;
-  return setting === 'all' || (defaultBackends.get(kernelName) ?? FUSED_KERNEL_BACKENDS).includes(backend);
+  if (setting === 'all' || (defaultBackends.get(kernelName) ?? FUSED_KERNEL_BACKENDS).includes(backend)) return true;
+  const limit = defaultUpToElements.get(kernelName)?.[backend];
+  return limit !== undefined && elements !== undefined && elements <= limit;
 }
 
 /**

@@ -125,3 +125,25 @@ describe.each(FUSED_KERNEL_BACKENDS)('the fused LayerNorm kernels on %s', (backe
     norm.dispose();
   });
 });
+
+describe.each(FUSED_KERNEL_BACKENDS)('the default choice of LayerNorm kernels on %s', (backend) => {
+  beforeAll(async () => {
+    await setBackend(backend);
+  });
+
+  // The kernel by default on cpu; on wasm for inputs of at most 32768 elements (a decoding step's
+  // rows), the composition's SIMD kernels above that.
+  it.each([
+    [[1, 1, 512], true],
+    [[64, 512], true],
+    [[65, 512], false],
+  ])('input %j uses the fused kernel on wasm: %s', async (shape, onWasm) => {
+    const norm = new LayerNorm({ normalizedShape: 512 });
+    const x = tf.randomNormal(shape as number[], 0, 1, 'float32', 5);
+    const names = (await tf.profile(() => tf.dispose(norm.forward(x)))).kernelNames;
+    expect(names.includes(LAYER_NORM_KERNEL)).toBe(backend === 'cpu' || onWasm);
+    expect(names.includes('Rsqrt')).toBe(!(backend === 'cpu' || onWasm));
+    x.dispose();
+    norm.dispose();
+  });
+});

@@ -27,7 +27,8 @@ interface LayerNormAttrs {
 
 const layerNorm: FusedKernel<LayerNormAttrs> = {
   kernelName: LAYER_NORM_KERNEL,
-  defaultBackends: ['cpu'], // on wasm the composition is faster: see layer-norm.ts
+  defaultBackends: ['cpu'], // on wasm the composition is faster but on small inputs: see layer-norm.ts
+  defaultUpToElements: { wasm: 32768 },
   outputShapes: ({ x }) => {
     const rows = tf.util.sizeFromShape(x.slice(0, -1));
     return [x, [rows], [rows]];
