@@ -1,5 +1,5 @@
 import { MieShapeError, setBackend, tf } from '@mie/core';
-import { causalMask, fromAdditiveMask, fromTorchBoolMask } from './masks';
+import { buildAttentionMask, causalMask, fromAdditiveMask, fromTorchBoolMask } from './masks';
 import { MultiHeadAttention } from './multi-head-attention';
 import { ScaledDotProductAttention } from './scaled-dot-product-attention';
 import { GroupedQueryAttention } from './grouped-query-attention';
@@ -34,6 +34,31 @@ describe.each(['cpu', 'wasm'] as const)('masks on %s', (backend) => {
     expect(mask.dtype).toBe('bool');
     expect(mask.arraySync()).toEqual([[[[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]]]); // bool reads back as 1/0
     mask.dispose();
+    // Every small shape, both dtypes, against the definition j <= i + (k - q).
+    for (let q = 1; q <= 5; q++) {
+      const empty = causalMask(q, 0);
+      expect(empty.shape).toEqual([1, 1, q, 0]); // no keys (an empty tensor reads back as [])
+      empty.dispose();
+      for (let k = 1; k <= 6; k++) {
+        const expected = Array.from({ length: q }, (_, i) => Array.from({ length: k }, (_, j) => (j <= i + (k - q) ? 1 : 0)));
+        for (const dtype of ['bool', 'float32'] as const) {
+          const m = causalMask(q, k, dtype);
+          expect([m.dtype, m.shape, m.arraySync()]).toEqual([dtype, [1, 1, q, k], [[expected]]]);
+          m.dispose();
+        }
+      }
+    }
+  });
+
+  it('a single query (a cached decoding step) sees every key: no causal mask is built', () => {
+    const none = buildAttentionMask('Test', { causal: true }, { batch: 2, heads: 1, queryLength: 1, keyLength: 7 });
+    expect(none).toBeNull();
+    const padding = tf.tensor2d([[1, 1, 0]]);
+    const merged = buildAttentionMask('Test', { causal: true, keyPaddingMask: padding }, { batch: 1, heads: 1, queryLength: 1, keyLength: 3 })!;
+    expect(merged.arraySync()).toEqual([[[[1, 1, 0]]]]);
+    const two = buildAttentionMask('Test', { causal: true }, { batch: 1, heads: 1, queryLength: 2, keyLength: 3 })!;
+    expect(two.arraySync()).toEqual([[[[1, 1, 0], [1, 1, 1]]]]);
+    tf.dispose([padding, merged, two]);
   });
 
   it('merges mask, keyPaddingMask and causal (logical and)', () => {

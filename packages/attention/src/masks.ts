@@ -66,19 +66,26 @@ export function buildAttentionMask(
       }
       parts.push(toFloat(tf.reshape(keyPaddingMask, [batch, 1, 1, keyLength]))); // [b, k] -> [b, 1, 1, k]
     }
-    if (causal) parts.push(tf.cast(causalMask(queryLength, keyLength), 'float32'));
+    // One query (a cached decoding step) is the last position: it sees every key, so the causal
+    // mask is all ones and is left out (with nothing else masked, no mask at all).
+    if (causal && queryLength !== 1) parts.push(causalMask(queryLength, keyLength, 'float32'));
     if (parts.length === 0) return null as unknown as tf.Tensor;
     return parts.reduce((a, b) => tf.mul(a, b));
   }) as tf.Tensor | null;
 }
 
-/** `[1, 1, q, k]` bool: query `i` sees key `j` when `j <= i + (k - q)`. */
-export function causalMask(queryLength: number, keyLength: number): tf.Tensor {
-  return tf.tidy(() => {
-    const rows = tf.reshape(tf.range(keyLength - queryLength, keyLength, 1, 'int32'), [queryLength, 1]); // [q, 1]
-    const cols = tf.reshape(tf.range(0, keyLength, 1, 'int32'), [1, keyLength]); // [1, k]
-    return tf.reshape(tf.lessEqual(cols, rows), [1, 1, queryLength, keyLength]);
-  });
+/**
+ * `[1, 1, q, k]` bool (or float32 1/0 with `dtype`): query `i` sees key `j` when `j <= i + (k - q)`.
+ * Filled on the host and uploaded: one tensor instead of seven ops (ranges, a comparison,
+ * reshapes, a cast) in every attention layer of every step.
+ */
+export function causalMask(queryLength: number, keyLength: number, dtype: 'bool' | 'float32' = 'bool'): tf.Tensor {
+  const values = dtype === 'bool' ? new Uint8Array(queryLength * keyLength) : new Float32Array(queryLength * keyLength);
+  for (let i = 0; i < queryLength; i++) {
+    const seen = Math.min(keyLength, Math.max(0, i + keyLength - queryLength + 1)); // keys 0 .. seen - 1
+    values.fill(1, i * keyLength, i * keyLength + seen);
+  }
+  return tf.tensor4d(values, [1, 1, queryLength, keyLength], dtype);
 }
 
 /** 1 where `x` is true / non-zero, else 0, as float32. */
