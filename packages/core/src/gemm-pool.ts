@@ -29,6 +29,25 @@ export interface GemmWorker {
 /** `gemm` of native/gemm.c: pointers are byte offsets, leading dimensions in elements. */
 export type GemmFunction = (m: number, n: number, k: number, a: number, lda: number, ta: number, b: number, ldb: number, tb: number, c: number, ldc: number, work: number) => void;
 
+/** `gemv_t` of native/gemm.c: `c[m, n] = a[m, k] w[n, k]ᵀ`, pointers in bytes, strides in elements. */
+export type GemvFunction = (m: number, n: number, k: number, a: number, lda: number, w: number, ldw: number, c: number, ldc: number) => void;
+
+/** One product of a few rows with a weight `w [n, k]` (row-major, contiguous), pointers in bytes. */
+export interface GemvCall {
+  m: number;
+  n: number;
+  k: number;
+  a: number;
+  w: number;
+  c: number;
+  /**
+   * The weight's identity (its tensor's data id: tensor data never changes). With a private heap
+   * the workers' rows of `w` are copied into the pool's memory once per key and kept while
+   * `alive(key)` holds, so that a decoding step reads each weight once, not three times.
+   */
+  key: object;
+}
+
 /** One batched product: `count` GEMMs, pointers in bytes, leading dimensions and batch strides in elements. */
 export interface GemmCall {
   m: number;
@@ -75,6 +94,7 @@ const DONE = 1; // the last task number the worker finished
 const STATUS = 2; // 0, or 1 when the task threw
 const COUNT = 3; // products in the task; -1 asks the worker to stop
 const PARAMS = 4; // m n k a lda ta b ldb tb c ldc work strideA strideB strideC (bytes for pointers and strides)
+const OP = PARAMS + 15; // 0: gemm, 1: gemv_t (m n k a lda - w ldw - c ldc)
 
 /**
  * How long a worker keeps polling for the next task before it sleeps in `Atomics.wait`, in ms.
@@ -95,7 +115,7 @@ const WORKER_SOURCE = `'use strict';
 const nodePort = typeof require === 'function' ? require('node:worker_threads').parentPort : null;
 const post = (message) => (nodePort ? nodePort.postMessage(message) : self.postMessage(message));
 const start = ({ module, memory, control, slot, work }) => {
-  const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
+  const { gemm, gemv_t } = new WebAssembly.Instance(module, { env: { memory } }).exports;
   const c = new Int32Array(control);
   const base = slot * ${SLOT};
   post('ready');
@@ -116,7 +136,8 @@ const start = ({ module, memory, control, slot, work }) => {
       const m = c[p], n = c[p + 1], k = c[p + 2], lda = c[p + 4], ta = c[p + 5], ldb = c[p + 7], tb = c[p + 8], ldc = c[p + 10];
       const sa = c[p + 12], sb = c[p + 13], sc = c[p + 14];
       let a = c[p + 3] >>> 0, b = c[p + 6] >>> 0, out = c[p + 9] >>> 0;
-      for (let i = 0; i < count; i++, a += sa, b += sb, out += sc) gemm(m, n, k, a, lda, ta, b, ldb, tb, out, ldc, work);
+      if (c[base + ${OP}] === 1) gemv_t(m, n, k, a, lda, b, ldb, out, ldc);
+      else for (let i = 0; i < count; i++, a += sa, b += sb, out += sc) gemm(m, n, k, a, lda, ta, b, ldb, tb, out, ldc, work);
     } catch (error) {
       status = 1;
     }
@@ -147,6 +168,16 @@ export interface GemmPoolOptions {
   mayBlock: boolean;
 }
 
+/**
+ * Most bytes of weight copies {@link GemmPool.runGemv} keeps (copying mode): the workers' rows of
+ * every weight a decoding step reads (52 MB for the design's example model on 2 threads, a
+ * quarter of what XNNPACK's packed copies and their transposes took). Beyond it, products go
+ * back to the single-threaded path.
+ */
+export const GEMV_CACHE_BYTES = 512 << 20;
+/** Keys remembered as seen once, at most (a fresh set after that). */
+const SEEN_LIMIT = 4096;
+
 /** A worker that has not started after this long is given up (the GEMM stays single-threaded). */
 const START_TIMEOUT_MS = 10_000;
 
@@ -167,8 +198,14 @@ export class GemmPool {
   private readonly workOffsets: number[] = [];
   private readonly sent: number[] = [];
   private readonly mayBlock: boolean;
-  /** First byte of the pool's memory free for operand copies (copying mode). */
-  private readonly operandBase: number;
+  /** First byte of the pool's memory for the weight copies of {@link runGemv} (copying mode). */
+  private readonly cacheBase: number;
+  /** First byte free for a call's operand copies (copying mode): after the weight copies. */
+  private operandBase: number;
+  /** The workers' rows of each weight, copied (copying mode), by key; in insertion order. */
+  private readonly weights = new Map<object, { to: number; floats: number }>();
+  /** Keys seen once: a weight is copied the second time it is used (an activation never is). */
+  private readonly seen = new Set<object>();
   private running = false;
   private failed: string | null = null;
 
@@ -186,8 +223,10 @@ export class GemmPool {
         this.workOffsets.push(offset);
       }
       this.operandBase = 0;
+      this.cacheBase = 0;
     } else {
       this.operandBase = workers * workBytes;
+      this.cacheBase = this.operandBase;
       this.memory = new (wasmApi().Memory)({ initial: Math.ceil(this.operandBase / PAGE) + 16, maximum: MAX_PAGES, shared: true });
       for (let i = 0; i < workers; i++) this.workOffsets.push(i * workBytes);
     }
@@ -291,6 +330,131 @@ export class GemmPool {
     return true;
   }
 
+  /**
+   * Computes a {@link GemvCall} split by columns (rows of `w`): the calling thread's with `own` on
+   * the backend's heap, the others on the workers. With a private heap the workers read their
+   * rows of `w` from a copy kept per `call.key` (made the second time a key is used, while
+   * `alive(key)`; at most {@link GEMV_CACHE_BYTES} in all) and `a` from a copy made per call.
+   * Returns false, having computed nothing, when it does not split or its weight is not kept.
+   */
+  runGemv(call: GemvCall, own: GemvFunction, heap: () => ArrayBufferLike, alive: (key: object) => boolean): boolean {
+    if (!this.usable) return false;
+    const ranges = columnRanges(call.n, this.threads);
+    if (ranges.length < 2) return false;
+    const first = ranges[1][0]; // the workers' rows of w: [first, n)
+    let w = call.w;
+    let a = call.a;
+    let c = call.c;
+    if (!this.inPlace) {
+      const kept = this.keptWeight(call, first, heap, alive);
+      if (kept === null) return false;
+      w = kept - 4 * first * call.k; // so that row j of w is at w + 4 j k for j >= first
+      // x and the workers' output columns after the weights, 16-byte aligned.
+      a = align16(this.operandBase);
+      c = align16(a + 4 * call.m * call.k);
+      if (!this.ensure(c + 4 * call.m * call.n)) return false;
+      new Float32Array(this.memory.buffer, a, call.m * call.k).set(new Float32Array(heap(), call.a, call.m * call.k));
+    }
+    this.running = true;
+    try {
+      const control = this.control;
+      ranges.slice(1).forEach(([lo, hi], worker) => {
+        const base = worker * SLOT;
+        const p = base + PARAMS;
+        control[COUNT + base] = 1;
+        control[OP + base] = 1;
+        control[p] = call.m;
+        control[p + 1] = hi - lo;
+        control[p + 2] = call.k;
+        control[p + 3] = a;
+        control[p + 4] = call.k;
+        control[p + 6] = w + 4 * lo * call.k;
+        control[p + 7] = call.k;
+        control[p + 9] = c + 4 * lo;
+        control[p + 10] = call.n;
+        this.sent[worker] = (this.sent[worker] + 1) | 0;
+        Atomics.store(control, base + SEQ, this.sent[worker]);
+        Atomics.notify(control, base + SEQ);
+      });
+      own(call.m, ranges[0][1], call.k, call.a, call.k, call.w, call.k, call.c, call.n);
+      let status = 0;
+      ranges.slice(1).forEach((_, worker) => {
+        this.waitFor(worker);
+        status |= control[worker * SLOT + STATUS];
+        control[OP + worker * SLOT] = 0;
+      });
+      if (status !== 0) {
+        this.failed = 'a GEMM worker threw';
+        throw new Error('simd GEMM: a worker thread failed to compute its block');
+      }
+    } finally {
+      this.running = false;
+    }
+    if (!this.inPlace) {
+      const from = new Float32Array(this.memory.buffer, c, call.m * call.n);
+      const to = new Float32Array(heap(), call.c, call.m * call.n);
+      for (let i = 0; i < call.m; i++) to.set(from.subarray(i * call.n + first, (i + 1) * call.n), i * call.n + first);
+    }
+    return true;
+  }
+
+  /** Bytes of the pool's memory the weight copies use (tests). */
+  get keptWeightBytes(): number {
+    let floats = 0;
+    for (const entry of this.weights.values()) floats += entry.floats;
+    return 4 * floats;
+  }
+
+  /** Byte offset of the copy of rows `[first, n)` of `call.w`, copying it if needed; null when not kept. */
+  private keptWeight(call: GemvCall, first: number, heap: () => ArrayBufferLike, alive: (key: object) => boolean): number | null {
+    const floats = (call.n - first) * call.k;
+    const hit = this.weights.get(call.key);
+    if (hit && hit.floats === floats) return hit.to;
+    if (!this.seen.has(call.key)) {
+      for (const key of this.seen) if (!alive(key)) this.seen.delete(key);
+      if (this.seen.size >= SEEN_LIMIT) this.seen.clear();
+      this.seen.add(call.key);
+      return null;
+    }
+    this.seen.delete(call.key);
+    // Drop the copies of freed weights, then pack the rest down (moving memory within the pool).
+    let end = this.cacheBase;
+    for (const [key, entry] of this.weights) {
+      if (!alive(key) || key === call.key) {
+        this.weights.delete(key);
+        continue;
+      }
+      end = align16(end); // copies are 16-byte aligned, so packing only ever moves one down
+      if (entry.to !== end) new Uint8Array(this.memory.buffer).copyWithin(end, entry.to, entry.to + 4 * entry.floats);
+      entry.to = end;
+      end += 4 * entry.floats;
+    }
+    const source = call.w + 4 * first * call.k;
+    const to = align16(end);
+    if (to + 4 * floats - this.cacheBase > GEMV_CACHE_BYTES || !this.ensure(to + 4 * floats)) {
+      this.operandBase = end;
+      return null;
+    }
+    new Float32Array(this.memory.buffer, to, floats).set(new Float32Array(heap(), source, floats));
+    this.weights.set(call.key, { to, floats });
+    this.operandBase = to + 4 * floats;
+    return to;
+  }
+
+  /** Grows the pool's memory to at least `bytes`; false when it cannot. */
+  private ensure(bytes: number): boolean {
+    const needed = Math.ceil(bytes / PAGE);
+    const have = this.memory.buffer.byteLength / PAGE;
+    if (needed <= have) return true;
+    if (needed > MAX_PAGES) return false;
+    try {
+      this.memory.grow(needed - have);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Stops the workers (tests; a pool otherwise lives as long as its process). */
   dispose(): void {
     this.failed ??= 'disposed';
@@ -392,6 +556,21 @@ function copyOut(plan: CopyPlan, call: GemmCall, blocks: Block[], pool: ArrayBuf
       }
     }
   }
+}
+
+const align16 = (offset: number) => Math.ceil(offset / 16) * 16;
+
+/** `[lo, hi)` columns per thread for {@link GemmPool.runGemv}, the calling thread's first; multiples of 4. */
+function columnRanges(n: number, threads: number): Array<[number, number]> {
+  const units = Math.ceil(n / 4);
+  const parts = Math.min(threads, units);
+  const out: Array<[number, number]> = [];
+  for (let t = 0; t < parts; t++) {
+    const lo = Math.min(n, Math.round((t * units) / parts) * 4);
+    const hi = Math.min(n, Math.round(((t + 1) * units) / parts) * 4);
+    if (hi > lo) out.push([lo, hi]);
+  }
+  return out;
 }
 
 /** Rows per block are a multiple of this, columns of NR (the kernel's 16-column panels). */

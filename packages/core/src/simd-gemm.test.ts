@@ -6,7 +6,20 @@ import fc from 'fast-check';
 import { runWasmChild } from './__tests__/wasm-child';
 import { setBackend } from './backend';
 import { MieBackendError } from './errors';
-import { gemmKernel, gemmThreads, gemmThreadsWanted, loadSimdGemm, setParallelMinMacs, simdColumnSums, simdGemm, startGemmPool, stopGemmPool } from './simd-gemm';
+import {
+  gemmKernel,
+  gemmThreads,
+  gemmThreadsWanted,
+  gemvKeptBytes,
+  loadSimdGemm,
+  setParallelMinGemvWeights,
+  setParallelMinMacs,
+  simdColumnSums,
+  simdGemm,
+  simdGemvT,
+  startGemmPool,
+  stopGemmPool,
+} from './simd-gemm';
 import * as builds from './simd-gemm-module';
 import { GEMM_SOURCE_SHA256 } from './simd-gemm-module';
 import { tf } from './tfjs';
@@ -60,7 +73,7 @@ describe('the SIMD GEMM module', () => {
       const module = new wasm.Module(bytes);
       // It owns no memory: the only import is the backend's (or the pool's) heap.
       expect(wasm.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['column_sums', 'gemm', 'work_floats']);
+      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['column_sums', 'gemm', 'gemv_t', 'work_floats']);
     }
     // The shared builds accept only a shared memory, the private ones only a private memory.
     const shared = new wasm.Memory({ initial: 1, maximum: 1, shared: true });
@@ -128,6 +141,91 @@ describe('the SIMD GEMM module', () => {
       propertyOfGemm(backend, make, (t) => offsets.get(t)!, (t) => heap().slice(offsets.get(t)! / 4, offsets.get(t)! / 4 + t.length), () => undefined, 60);
     } finally {
       setParallelMinMacs(previous);
+      stopGemmPool(backend);
+    }
+  });
+
+  /** `x [m, k] wᵀ` (w `[n, k]`) in float64. */
+  const gemvReference = (x: Float32Array, w: Float32Array, m: number, n: number, k: number) => {
+    const out = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) out[i * n + j] += x[i * k + p] * w[j * k + p];
+    return out;
+  };
+  const gemvCase = fc.record({ m: fc.integer({ min: 1, max: 4 }), n: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 80 }), seed: fc.integer({ min: 1, max: 1000 }) });
+
+  it.each(['one thread', 'the pool (weight rows kept in its memory)'])('computes x Wᵀ for a few rows, any n and k (float64 reference): %s', async (mode) => {
+    const backend = tf.backend() as BackendWasm;
+    const threaded = mode !== 'one thread';
+    if (threaded) expect(await startGemmPool(backend, 3)).toBe(3);
+    const previous = setParallelMinGemvWeights(threaded ? 0 : Infinity);
+    try {
+      for (const { m, n, k, seed } of fc.sample(gemvCase, { numRuns: 120, seed: 5 })) {
+        const x = tf.randomNormal([m, k], 0, 1, 'float32', seed);
+        const w = tf.randomNormal([n, k], 0, 1, 'float32', seed + 1);
+        const expected = gemvReference(x.dataSync() as Float32Array, w.dataSync() as Float32Array, m, n, k);
+        // Three calls: the first unsplit (a weight is kept the second time it is seen), then kept.
+        for (let call = 0; call < 3; call++) {
+          const out = tf.zeros([m, n]);
+          simdGemvT(backend, heapOffset(x), heapOffset(w), heapOffset(out), m, n, k, w.dataId);
+          const got = out.dataSync();
+          for (let i = 0; i < m * n; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(expected[i])) * Math.sqrt(k));
+          out.dispose();
+        }
+        tf.dispose([x, w]);
+      }
+    } finally {
+      setParallelMinGemvWeights(previous);
+      if (threaded) stopGemmPool(backend);
+    }
+  });
+
+  it('never reads a freed weight\'s kept copy: a new weight in its memory gives its own product', async () => {
+    const backend = tf.backend() as BackendWasm;
+    expect(await startGemmPool(backend, 2)).toBe(2);
+    const previous = setParallelMinGemvWeights(0);
+    try {
+      const x = tf.ones([1, 64]);
+      const kept: number[] = [];
+      for (let round = 1; round <= 4; round++) {
+        const w = tf.fill([32, 64], round); // freed each round: the next one may take its heap bytes
+        for (let call = 0; call < 3; call++) {
+          const out = tf.zeros([1, 32]);
+          simdGemvT(backend, heapOffset(x), heapOffset(w), heapOffset(out), 1, 32, 64, w.dataId);
+          expect(Array.from(out.dataSync())).toEqual(new Array(32).fill(64 * round));
+          out.dispose();
+        }
+        kept.push(gemvKeptBytes(backend));
+        w.dispose();
+      }
+      // The workers' half of one weight (16 rows of 64 floats): freed weights' copies are dropped.
+      expect(kept).toEqual([4096, 4096, 4096, 4096]);
+      x.dispose();
+    } finally {
+      setParallelMinGemvWeights(previous);
+      stopGemmPool(backend);
+    }
+  });
+
+  it('computes x Wᵀ in place on a shared heap with the pool (the threaded build)', async () => {
+    const { backend, heap, malloc } = sharedBackend(64);
+    expect(await startGemmPool(backend, 2)).toBe(2);
+    const previous = setParallelMinGemvWeights(0);
+    try {
+      for (const { m, n, k, seed } of fc.sample(gemvCase, { numRuns: 40, seed: 6 })) {
+        const random = (count: number, s: number) => Float32Array.from({ length: count }, (_, i) => Math.sin(i * 1.3 + s));
+        const x = random(m * k, seed);
+        const w = random(n * k, seed + 1);
+        const [xAt, wAt, outAt] = [malloc(4 * x.length), malloc(4 * w.length), malloc(4 * m * n)];
+        heap().set(x, xAt / 4);
+        heap().set(w, wAt / 4);
+        simdGemvT(backend, xAt, wAt, outAt, m, n, k, {});
+        const got = heap().slice(outAt / 4, outAt / 4 + m * n);
+        const expected = gemvReference(x, w, m, n, k);
+        for (let i = 0; i < m * n; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(expected[i])) * Math.sqrt(k));
+      }
+      expect(gemvKeptBytes(backend)).toBe(0); // in place: nothing copied
+    } finally {
+      setParallelMinGemvWeights(previous);
       stopGemmPool(backend);
     }
   });

@@ -21,6 +21,7 @@ import type { Gemm } from './wasm-matmul';
 interface GemmExports {
   gemm: GemmFunction;
   column_sums(x: number, rows: number, inner: number, out: number): void;
+  gemv_t(m: number, n: number, k: number, a: number, lda: number, w: number, ldw: number, c: number, ldc: number): void;
   work_floats(): number;
 }
 
@@ -146,6 +147,39 @@ export const simdGemm: Gemm = (backend, a, b, out, m, n, k, count) => {
     kernel.gemm(m, n, k, a.offset + 4 * i * a.stride, lda, a.transpose ? 1 : 0, b.offset + 4 * i * b.stride, ldb, b.transpose ? 1 : 0, out.offset + 4 * i * out.stride, n, work);
   }
 };
+
+/**
+ * `out[m, n] = a[m, k] w[n, k]ᵀ` for a few rows (cached decoding), row-major at byte offsets
+ * into `backend`'s heap, with `gemv_t` (native/gemm.c).
+ */
+export function simdGemvT(backend: BackendWasm, a: number, w: number, out: number, m: number, n: number, k: number, key: object): void {
+  const found = instanceFor(backend);
+  const pool = found.pool;
+  if (pool !== null && n * k >= parallelMinGemvWeights) {
+    const live = (backend as unknown as { dataIdMap: { has(id: object): boolean } }).dataIdMap;
+    if (pool.runGemv({ m, n, k, a, w, c: out, key }, found.exports.gemv_t, () => found.memory.buffer, (id) => live.has(id))) return;
+  }
+  found.exports.gemv_t(m, n, k, a, k, w, k, out, n);
+}
+
+/**
+ * Weight elements (n k) from which a product of a few rows is split over the pool: a [512, 512]
+ * weight (1 MB) and up; smaller ones are read in less time than a hand-over costs.
+ */
+export const PARALLEL_MIN_GEMV_WEIGHTS = 1 << 18;
+let parallelMinGemvWeights = PARALLEL_MIN_GEMV_WEIGHTS;
+
+/** Sets the few-rows split threshold (tests: 0 splits every product); returns the previous one. */
+export function setParallelMinGemvWeights(weights: number): number {
+  const previous = parallelMinGemvWeights;
+  parallelMinGemvWeights = weights;
+  return previous;
+}
+
+/** The pool's bytes of kept weight copies (tests). */
+export function gemvKeptBytes(backend: BackendWasm): number {
+  return instanceFor(backend).pool?.keptWeightBytes ?? 0;
+}
 
 /** Column sums of a `[rows, inner]` float32 block at byte `offset` into `[inner]` at `outOffset`. */
 export function simdColumnSums(backend: BackendWasm, offset: number, rows: number, inner: number, outOffset: number): void {

@@ -3,6 +3,7 @@ import { loadBlas } from './blas';
 import { getDevice, setBackend } from './backend';
 import { tf } from './tfjs';
 import { PARALLEL_MIN_MACS, setParallelMinMacs, simdGemm, startGemmPool, stopGemmPool } from './simd-gemm';
+import * as simdGemmModule from './simd-gemm';
 import { setWasmGemm, stockWasmMatMulKernels, xnnpackGemm } from './wasm-matmul';
 
 /**
@@ -123,21 +124,40 @@ describe.each(PATHS)('wasm matmul through %s', (path) => {
     expect(calls).toEqual(['stock', 'fast']);
   });
 
-  run('sends 2-D products of at most four rows to XNNPACK, which keeps packed weights (cached decoding)', () => {
+  run('sends 2-D products of at most four rows to the few-rows kernel (SIMD) or XNNPACK (cached decoding)', () => {
     const stock = stockWasmMatMulKernels().batchMatMul!;
     const spy = jest.spyOn(stock, 'kernelFunc');
+    const gemv = jest.spyOn(simdGemmModule, 'simdGemvT');
     const weights = tf.ones([48, 64]);
-    const routes = [1, 4, 5, 16].map((rows) => {
+    const route = (rows: number, transposeB: boolean) => {
       spy.mockClear();
-      const y = tf.tidy(() => tf.matMul(tf.ones([rows, 64]), weights, false, true));
+      gemv.mockClear();
+      const y = tf.tidy(() => tf.matMul(tf.ones([rows, 64]), transposeB ? weights : tf.ones([64, 48]), false, transposeB));
       expect(y.shape).toEqual([rows, 48]);
       expect(Array.from(y.dataSync()).every((v) => v === 64)).toBe(true);
       y.dispose();
-      return spy.mock.calls.length > 0 ? 'xnnpack' : path;
-    });
+      return gemv.mock.calls.length > 0 ? 'gemv' : spy.mock.calls.length > 0 ? 'xnnpack' : path;
+    };
+    const routes = [1, 4, 5, 16].map((rows) => route(rows, true));
+    const untransposed = route(1, false);
     spy.mockRestore();
+    gemv.mockRestore();
     weights.dispose();
-    expect(routes).toEqual(path === 'xnnpack' ? ['xnnpack', 'xnnpack', 'xnnpack', 'xnnpack'] : ['xnnpack', 'xnnpack', path, path]);
+    const simd = path === 'simd' || path === 'simd-threads';
+    expect(routes).toEqual(path === 'xnnpack' ? ['xnnpack', 'xnnpack', 'xnnpack', 'xnnpack'] : simd ? ['gemv', 'gemv', path, path] : ['xnnpack', 'xnnpack', path, path]);
+    expect(untransposed).toBe('xnnpack'); // x W (not a dense layer's x Wᵀ): XNNPACK's packed path
+    // MIE_GEMV=0 restores XNNPACK for the few-rows products.
+    process.env.MIE_GEMV = '0';
+    try {
+      const spyAgain = jest.spyOn(stock, 'kernelFunc');
+      const w = tf.ones([48, 64]);
+      tf.tidy(() => tf.matMul(tf.ones([1, 64]), w, false, true).dataSync());
+      expect(spyAgain).toHaveBeenCalled();
+      spyAgain.mockRestore();
+      w.dispose();
+    } finally {
+      delete process.env.MIE_GEMV;
+    }
   });
 
   run('fused matmul with bias and activations equals matmul + add + activation', () => {

@@ -23,6 +23,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { environmentVariable } from './host';
 import { tf } from './tfjs';
+import { simdGemvT } from './simd-gemm';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
@@ -258,6 +259,18 @@ function tinyBatchedProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean, t
  */
 const XNNPACK_MAX_ROWS = 4;
 
+/**
+ * Whether a product goes to the SIMD path's few-rows kernel (`gemv_t`, split over the pool with
+ * the workers' weight rows kept in its memory): `x Wᵀ` of at most four rows, as a dense layer in
+ * cached decoding computes. It streams each weight once at memory speed; XNNPACK's packed path
+ * ran at 13-20 GB/s on one thread. Measured on the design's example model: see packages/core/README.md.
+ */
+function fewRowsProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): boolean {
+  if (gemmName !== 'simd' || transposeA || !transposeB || environmentVariable('MIE_GEMV') === '0') return false;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 2 || b.shape.length !== 2) return false;
+  return a.shape[0] <= XNNPACK_MAX_ROWS;
+}
+
 /** Whether a product goes to XNNPACK's 2-D path, which keeps the right operand packed. */
 function cachedWeightsProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean): boolean {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 2 || b.shape.length !== 2) return false;
@@ -269,6 +282,16 @@ function batchMatMulKernel(args: KernelArgs): TensorInfo {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
   if (tinyBatchedProduct(a, b, transposeA, transposeB)) return stockBatchMatMul!.kernelFunc(args as never) as TensorInfo;
+  if (fewRowsProduct(a, b, transposeA, transposeB)) {
+    const [m, k] = a.shape;
+    const n = b.shape[0];
+    const out = backend.makeOutput([m, n], 'float32');
+    if (m * n > 0) {
+      if (k === 0) (backend.typedArrayFromHeap(out) as Float32Array).fill(0);
+      else simdGemvT(backend, heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, n, k, b.dataId);
+    }
+    return out;
+  }
   if (cachedWeightsProduct(a, b, transposeA)) {
     // An untransposed 2-D product is the stock kernel's XNNPACK path: use it with real tensor ids
     // (the right operand's transpose cached), so that XNNPACK's packed weights persist.
