@@ -411,7 +411,8 @@ export class GemmPool {
     const hit = this.weights.get(call.key);
     if (hit && hit.floats === floats) return hit.to;
     if (!this.seen.has(call.key)) {
-      for (const key of this.seen) if (!alive(key)) this.seen.delete(key);
+      // Forget freed keys only when the set is full: a sweep per miss would cost more than the product.
+      if (this.seen.size >= SEEN_LIMIT) for (const key of this.seen) if (!alive(key)) this.seen.delete(key);
       if (this.seen.size >= SEEN_LIMIT) this.seen.clear();
       this.seen.add(call.key);
       return null;
