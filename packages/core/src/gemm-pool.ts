@@ -95,6 +95,13 @@ const STATUS = 2; // 0, or 1 when the task threw
 const COUNT = 3; // products in the task; -1 asks the worker to stop
 const PARAMS = 4; // m n k a lda ta b ldb tb c ldc work strideA strideB strideC (bytes for pointers and strides)
 const OP = PARAMS + 15; // 0: gemm, 1: gemv_t (m n k a lda - w ldw - c ldc)
+/**
+ * The last task number claimed, by the worker (to compute it) or by the caller (to compute it
+ * itself: a worker that has not started its block when the caller has finished its own, on a
+ * core busy with another process, would otherwise hold the call up for a scheduler slice).
+ * Whoever moves it from task - 1 to task computes the block.
+ */
+const CLAIM = PARAMS + 16;
 
 /**
  * How long a worker keeps polling for the next task before it sleeps in `Atomics.wait`, in ms.
@@ -130,6 +137,10 @@ const start = ({ module, memory, control, slot, work }) => {
     seen = Atomics.load(c, base + ${SEQ});
     const count = c[base + ${COUNT}];
     if (count < 0) return;
+    if (Atomics.compareExchange(c, base + ${CLAIM}, (seen - 1) | 0, seen) !== ((seen - 1) | 0)) {
+      Atomics.store(c, base + ${DONE}, seen); // the caller took the block back
+      continue;
+    }
     let status = 0;
     try {
       const p = base + ${PARAMS};
@@ -274,7 +285,8 @@ export class GemmPool {
    */
   run(call: GemmCall, own: GemmFunction, ownWork: number, heap: () => ArrayBufferLike): boolean {
     if (!this.usable) return false;
-    const blocks = splitCall(call, this.threads);
+    const idle = this.idleWorkers();
+    const blocks = splitCall(call, 1 + idle.length);
     if (blocks.length < 2) return false;
     const workerBlocks = blocks.slice(1);
     let plan: CopyPlan | null = null;
@@ -284,9 +296,11 @@ export class GemmPool {
       copyIn(plan, heap(), this.memory.buffer);
     }
     this.running = true;
+    const taken = new Set<Block>();
     try {
       const c = this.control;
-      workerBlocks.forEach((block, w) => {
+      workerBlocks.forEach((block, i) => {
+        const w = idle[i];
         const base = w * SLOT;
         const p = base + PARAMS;
         const at = (pointer: number, elements: number, copied?: number) => (copied === undefined ? pointer + 4 * elements : copied + 4 * elements);
@@ -306,16 +320,23 @@ export class GemmPool {
         c[p + 12] = 4 * call.strideA;
         c[p + 13] = 4 * call.strideB;
         c[p + 14] = 4 * call.strideC;
-        this.sent[w] = (this.sent[w] + 1) | 0;
-        Atomics.store(c, base + SEQ, this.sent[w]);
-        Atomics.notify(c, base + SEQ);
+        c[base + OP] = 0;
+        this.publish(w);
       });
-      const mine = blocks[0];
-      for (let i = 0; i < mine.count; i++) {
-        own(mine.m, mine.n, call.k, call.a + 4 * (mine.a + i * call.strideA), call.lda, call.ta ? 1 : 0, call.b + 4 * (mine.b + i * call.strideB), call.ldb, call.tb ? 1 : 0, call.c + 4 * (mine.c + i * call.strideC), call.ldc, ownWork);
-      }
+      const compute = (block: Block) => {
+        for (let i = 0; i < block.count; i++) {
+          own(block.m, block.n, call.k, call.a + 4 * (block.a + i * call.strideA), call.lda, call.ta ? 1 : 0, call.b + 4 * (block.b + i * call.strideB), call.ldb, call.tb ? 1 : 0, call.c + 4 * (block.c + i * call.strideC), call.ldc, ownWork);
+        }
+      };
+      compute(blocks[0]);
       let status = 0;
-      workerBlocks.forEach((_, w) => {
+      workerBlocks.forEach((block, i) => {
+        const w = idle[i];
+        if (this.takeBack(w)) {
+          compute(block); // in place, on the backend's heap
+          taken.add(block);
+          return;
+        }
         this.waitFor(w);
         status |= c[w * SLOT + STATUS];
       });
@@ -326,7 +347,7 @@ export class GemmPool {
     } finally {
       this.running = false;
     }
-    if (plan) copyOut(plan, call, workerBlocks, this.memory.buffer, heap());
+    if (plan) copyOut(plan, call, workerBlocks.filter((block) => !taken.has(block)), this.memory.buffer, heap());
     return true;
   }
 
@@ -339,7 +360,8 @@ export class GemmPool {
    */
   runGemv(call: GemvCall, own: GemvFunction, heap: () => ArrayBufferLike, alive: (key: object) => boolean): boolean {
     if (!this.usable) return false;
-    const ranges = columnRanges(call.n, this.threads);
+    const idle = this.idleWorkers();
+    const ranges = columnRanges(call.n, 1 + idle.length);
     if (ranges.length < 2) return false;
     const first = ranges[1][0]; // the workers' rows of w: [first, n)
     let w = call.w;
@@ -356,9 +378,11 @@ export class GemmPool {
       new Float32Array(this.memory.buffer, a, call.m * call.k).set(new Float32Array(heap(), call.a, call.m * call.k));
     }
     this.running = true;
+    const taken = new Set<number>(); // ranges the calling thread took back
     try {
       const control = this.control;
-      ranges.slice(1).forEach(([lo, hi], worker) => {
+      ranges.slice(1).forEach(([lo, hi], i) => {
+        const worker = idle[i];
         const base = worker * SLOT;
         const p = base + PARAMS;
         control[COUNT + base] = 1;
@@ -372,16 +396,20 @@ export class GemmPool {
         control[p + 7] = call.k;
         control[p + 9] = c + 4 * lo;
         control[p + 10] = call.n;
-        this.sent[worker] = (this.sent[worker] + 1) | 0;
-        Atomics.store(control, base + SEQ, this.sent[worker]);
-        Atomics.notify(control, base + SEQ);
+        this.publish(worker);
       });
       own(call.m, ranges[0][1], call.k, call.a, call.k, call.w, call.k, call.c, call.n);
       let status = 0;
-      ranges.slice(1).forEach((_, worker) => {
+      ranges.slice(1).forEach(([lo, hi], i) => {
+        const worker = idle[i];
+        if (this.takeBack(worker)) {
+          // In place, from the backend's heap.
+          own(call.m, hi - lo, call.k, call.a, call.k, call.w + 4 * lo * call.k, call.k, call.c + 4 * lo, call.n);
+          taken.add(i + 1);
+          return;
+        }
         this.waitFor(worker);
         status |= control[worker * SLOT + STATUS];
-        control[OP + worker * SLOT] = 0;
       });
       if (status !== 0) {
         this.failed = 'a GEMM worker threw';
@@ -393,7 +421,10 @@ export class GemmPool {
     if (!this.inPlace) {
       const from = new Float32Array(this.memory.buffer, c, call.m * call.n);
       const to = new Float32Array(heap(), call.c, call.m * call.n);
-      for (let i = 0; i < call.m; i++) to.set(from.subarray(i * call.n + first, (i + 1) * call.n), i * call.n + first);
+      ranges.forEach(([lo, hi], r) => {
+        if (r === 0 || taken.has(r)) return;
+        for (let i = 0; i < call.m; i++) to.set(from.subarray(i * call.n + lo, i * call.n + hi), i * call.n + lo);
+      });
     }
     return true;
   }
@@ -466,6 +497,26 @@ export class GemmPool {
       Atomics.notify(this.control, base + SEQ);
       worker.terminate();
     });
+  }
+
+  /** Workers that have acknowledged their last task (one whose block was taken back may not have yet). */
+  private idleWorkers(): number[] {
+    const idle: number[] = [];
+    for (let w = 0; w < this.workers.length; w++) if (Atomics.load(this.control, w * SLOT + DONE) === this.sent[w]) idle.push(w);
+    return idle;
+  }
+
+  /** Hands worker `w` the task whose parameters are in its slot. */
+  private publish(w: number): void {
+    this.sent[w] = (this.sent[w] + 1) | 0;
+    Atomics.store(this.control, w * SLOT + SEQ, this.sent[w]);
+    Atomics.notify(this.control, w * SLOT + SEQ);
+  }
+
+  /** Claims worker `w`'s current block for the calling thread; false when the worker has started it. */
+  private takeBack(w: number): boolean {
+    const task = this.sent[w];
+    return Atomics.compareExchange(this.control, w * SLOT + CLAIM, (task - 1) | 0, task) === ((task - 1) | 0);
   }
 
   private waitFor(w: number): void {
