@@ -15,7 +15,7 @@ import { HOST, emitWarning, environmentVariable, loadOptionalModule } from './ho
 import { WEBGL_PACKAGE, WEBGPU_PACKAGE, activateWebGl, activateWebGpu, gpuBackendAvailable, type GpuInfo } from './gpu-backends';
 import { registerWasmKernels } from './wasm-kernels';
 import { gemmKernel, gemmThreadsWanted, loadSimdGemm, simdGemm, startGemmPool, type GemmKernel } from './simd-gemm';
-import { installWasmMatMul, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
+import { installWasmMatMul, setFewRowsKernel, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
 import { prepareWasmThreads, wasmThreadsFromEnvironment } from './wasm-threads';
 
 /** A backend choice accepted by {@link setBackend} and the `MIE_BACKEND` environment variable. */
@@ -39,8 +39,9 @@ export interface DeviceInfo {
   /**
    * Threads the wasm backend's matmuls compute with (wasm only): on the `'simd'` path the GEMM's
    * thread pool, the calling thread included (`MIE_THREADS`, default every core this process may
-   * use); on the `'xnnpack'` path tfjs's own threads (`MIE_WASM_THREADS`); 1 on `'blas'` (the
-   * BLAS library's own threads are not counted).
+   * use); on the `'xnnpack'` path tfjs's own threads (`MIE_WASM_THREADS`); on `'blas'` the
+   * same pool's, which computes the dense layers' products of at most four rows there (cached
+   * decoding); the BLAS library's own threads are not counted.
    */
   threads?: number;
   /** The SIMD GEMM's kernel (wasm `'simd'` path only): `'relaxed-simd'` (fused multiply-add) or `'simd'`. */
@@ -79,11 +80,16 @@ let blas: Blas | null | undefined;
  * GEMM when it instantiates on the backend's memory and passes its self-check (on the threaded
  * build's shared heap too); else XNNPACK.
  */
-function selectWasmGemm(): void {
+function selectWasmGemm(): boolean {
   if (blas === undefined) blas = loadBlas();
+  // The SIMD module is loaded beside a BLAS too: its few-rows kernel (cached decoding) beats a
+  // BLAS call of one row and XNNPACK's packed path.
+  const simdModule = environmentVariable('MIE_SIMD_GEMM') !== '0' && loadSimdGemm(tf.backend() as BackendWasm);
   if (blas) setWasmGemm('blas', blas.gemm);
-  else if (environmentVariable('MIE_SIMD_GEMM') !== '0' && loadSimdGemm(tf.backend() as BackendWasm)) setWasmGemm('simd', simdGemm);
+  else if (simdModule) setWasmGemm('simd', simdGemm);
   else setWasmGemm('xnnpack', xnnpackGemm);
+  setFewRowsKernel(simdModule);
+  return simdModule;
 }
 
 /** Replaces the loader of optional packages (for tests); returns the previous one. */
@@ -142,10 +148,12 @@ async function activateWasm(requested: BackendChoice): Promise<DeviceInfo> {
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const backendThreads = (tf.backend() as { wasm?: { tfjs?: { getThreadsCount?: () => number } } }).wasm?.tfjs?.getThreadsCount?.() ?? 1;
   const wantedThreads = gemmThreadsWanted(); // checks MIE_THREADS on every path
-  selectWasmGemm();
+  const simdModule = selectWasmGemm();
   const matmul = environmentVariable('MIE_WASM_MATMUL') === 'stock' ? 'stock' : (wasmGemmName() as 'blas' | 'simd' | 'xnnpack');
   const simdPath = matmul === 'simd';
-  const threads = simdPath ? await startGemmPool(tf.backend() as BackendWasm, wantedThreads) : matmul === 'blas' ? 1 : backendThreads;
+  // The pool: the SIMD GEMM's on its path; beside a BLAS, the few-rows kernel's only.
+  const pooled = simdPath || (matmul === 'blas' && simdModule);
+  const threads = pooled ? await startGemmPool(tf.backend() as BackendWasm, wantedThreads) : matmul === 'blas' ? 1 : backendThreads;
   return {
     backend: 'wasm',
     kind: 'cpu',

@@ -12,8 +12,9 @@
  *   once with the batch folded into the rows when the right operand is shared, else once per
  *   batch element on views into the operands' heap memory.
  *
- * On the `blas` and `simd` paths, 2-D products of at most four rows still go to XNNPACK, which
- * keeps packed weights between calls (cached decoding with batch 1).
+ * On the `blas` and `simd` paths, a dense layer's `x Wᵀ` of at most four rows (cached decoding
+ * with batch 1) goes to the SIMD module's few-rows kernel on the GEMM pool, and other 2-D products
+ * of at most four rows to XNNPACK, which keeps packed weights between calls.
  *
  * Views are tensor ids registered on the wasm side at an offset into existing heap memory and
  * unregistered (not freed) right after the call.
@@ -89,6 +90,14 @@ let gemmName = 'xnnpack';
 export function setWasmGemm(name: string, implementation: Gemm): void {
   gemm = implementation;
   gemmName = name;
+}
+
+/** Whether the SIMD module's few-rows kernel also serves the BLAS path (the module loaded beside it). */
+let fewRowsBesideBlas = false;
+
+/** Says whether the SIMD module is loaded beside a BLAS, so that its few-rows kernel serves that path too. */
+export function setFewRowsKernel(available: boolean): void {
+  fewRowsBesideBlas = available;
 }
 
 /** Name of the GEMM in use by the wasm matmul kernels. */
@@ -260,13 +269,15 @@ function tinyBatchedProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean, t
 const XNNPACK_MAX_ROWS = 4;
 
 /**
- * Whether a product goes to the SIMD path's few-rows kernel (`gemv_t`, split over the pool with
- * the workers' weight rows kept in its memory): `x Wᵀ` of at most four rows, as a dense layer in
- * cached decoding computes. It streams each weight once at memory speed; XNNPACK's packed path
+ * Whether a product goes to the SIMD module's few-rows kernel (`gemv_t`, split over the pool with
+ * the workers' weight rows kept in its memory), on the SIMD path and beside a BLAS: `x Wᵀ` of at
+ * most four rows, as a dense layer in cached decoding computes (a BLAS runs one row at a fraction
+ * of its speed). It streams each weight once at memory speed; XNNPACK's packed path
  * ran at 13-20 GB/s on one thread. Measured on the design's example model: see packages/core/README.md.
  */
 function fewRowsProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): boolean {
-  if (gemmName !== 'simd' || transposeA || !transposeB || environmentVariable('MIE_GEMV') === '0') return false;
+  if (!(gemmName === 'simd' || (gemmName === 'blas' && fewRowsBesideBlas))) return false;
+  if (transposeA || !transposeB || environmentVariable('MIE_GEMV') === '0') return false;
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 2 || b.shape.length !== 2) return false;
   return a.shape[0] <= XNNPACK_MAX_ROWS;
 }
