@@ -25,6 +25,8 @@ const CASES: Array<[number[], number[], boolean, boolean]> = [
   [[7, 5], [7, 3], true, false],
   [[7, 5], [3, 7], true, true],
   [[1, 9], [9, 1], false, false],
+  [[1, 9], [5, 9], false, true], // a dense layer's x Wᵀ of one row: the few-rows kernel (SIMD, BLAS paths)
+  [[4, 37], [19, 37], false, true], // four rows, n and k off every 4- and 16-wide step
   [[4, 5, 7], [4, 7, 3], false, false],
   [[4, 5, 7], [4, 3, 7], false, true],
   [[4, 7, 5], [4, 7, 3], true, false],
