@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import fc from 'fast-check';
-import { runWasmChild } from './__tests__/wasm-child';
+import { childReport, runWasmChild } from './__tests__/wasm-child';
 import { setBackend } from './backend';
 import { MieBackendError } from './errors';
 import {
@@ -88,7 +88,7 @@ describe('the SIMD GEMM module', () => {
     expect(gemmKernel()).toBe(relaxedAvailable ? 'relaxed-simd' : 'simd');
     const forced = runWasmChild({ MIE_RELAXED_SIMD: '0' });
     expect(forced.status).toBe(0);
-    expect(JSON.parse(forced.stdout.trim().split('\n').pop()!).gemmKernel).toBe('simd');
+    expect(childReport(forced).gemmKernel).toBe('simd');
   });
 
   it('computes with relaxed SIMD (fused multiply-add) where Node enables it, threaded, to float32 accuracy', () => {
@@ -96,7 +96,7 @@ describe('the SIMD GEMM module', () => {
     const result = runWasmChild({ MIE_THREADS: '2' }, relaxedAvailable ? [] : ['--experimental-wasm-relaxed-simd']);
     expect(result.stderr).not.toMatch(/Error/);
     expect(result.status).toBe(0);
-    const report = JSON.parse(result.stdout.trim().split('\n').pop()!);
+    const report = childReport(result);
     expect(report).toMatchObject({ matmul: 'simd', gemmKernel: 'relaxed-simd', threads: 2 });
     for (const key of ['plain', 'transposed', 'batched']) expect(report[key]).toBeLessThan(1e-4);
   });
@@ -290,7 +290,7 @@ describe('selecting the SIMD GEMM', () => {
   it('is the default matmul path without BLAS, and exact against a float64 reference', () => {
     const result = runWasmChild({});
     expect(result.status).toBe(0);
-    const report = JSON.parse(result.stdout.trim().split('\n').pop()!);
+    const report = childReport(result);
     expect(report.matmul).toBe('simd');
     for (const key of ['plain', 'transposed', 'batched']) expect(report[key]).toBeLessThan(1e-4);
   });
@@ -298,7 +298,7 @@ describe('selecting the SIMD GEMM', () => {
   it('is switched off by MIE_SIMD_GEMM=0 (XNNPACK instead)', () => {
     const result = runWasmChild({ MIE_SIMD_GEMM: '0' });
     expect(result.status).toBe(0);
-    expect(JSON.parse(result.stdout.trim().split('\n').pop()!).matmul).toBe('xnnpack');
+    expect(childReport(result).matmul).toBe('xnnpack');
   });
 });
 
