@@ -15,20 +15,32 @@ import torch
 import torch.nn.functional as F
 
 
+# Warm-up, the same as MIE's (bench/src/index.ts): at least 2 calls and 1 s of them, at most 5.
+WARMUP_MIN_CALLS, WARMUP_MAX_CALLS, WARMUP_S = 2, 5, 1.0
+
+
 def measure(runs, step):
-    step()
+    warmup_start = time.perf_counter()
+    first = None
+    for calls in range(WARMUP_MAX_CALLS):
+        start = time.perf_counter()
+        step()
+        if first is None:
+            first = (time.perf_counter() - start) * 1000
+        if calls + 1 >= WARMUP_MIN_CALLS and time.perf_counter() - warmup_start >= WARMUP_S:
+            break
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         step()
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times), max(times)
+    return statistics.median(times), min(times), max(times), first
 
 
 def emit(name, timing, runs, tokens=None, **extra):
-    med, low, high = timing
+    med, low, high, first = timing
     row = {"name": name, "backend": "torch", "matmul": "torch", "threads": torch.get_num_threads(),
-           "median_ms": round(med, 2), "min_ms": round(low, 2), "max_ms": round(high, 2), "runs": runs, **extra}
+           "median_ms": round(med, 2), "min_ms": round(low, 2), "max_ms": round(high, 2), "first_ms": round(first, 2), "runs": runs, **extra}
     if tokens:
         row["tokens_per_s"] = round(tokens * 1000 / med, 1)
     print(json.dumps(row), flush=True)
