@@ -12,7 +12,10 @@ import { tf } from './tfjs';
  */
 export function dropoutMask(size: number, rate: number, seed: number): Float32Array {
   const mask = new Float32Array(size);
-  const scale = 1 / (1 - rate);
+  // Written as bits, without a branch: a kept element is all of `scaleBits`, a dropped one 0
+  // (a data-dependent branch mispredicts on a tenth of the elements at rate 0.1).
+  const bits = new Int32Array(mask.buffer, mask.byteOffset, size);
+  const scaleBits = new Int32Array(new Float32Array([1 / (1 - rate)]).buffer)[0];
   // P(u32 >= threshold) = 1 - rate for u32 uniform on [0, 2^32).
   const threshold = Math.min(0xffffffff, Math.round(rate * 4294967296));
   // The generator's four words of state, from mulberry32 (xorshift needs a non-zero state).
@@ -34,8 +37,8 @@ export function dropoutMask(size: number, rate: number, seed: number): Float32Ar
     x = y;
     y = z;
     z = w;
-    w = w ^ (w >>> 19) ^ t ^ (t >>> 8);
-    mask[i] = (w ^ 0x80000000) >= bound ? scale : 0;
+    w = (w ^ (w >>> 19) ^ t ^ (t >>> 8)) | 0;
+    bits[i] = scaleBits & -((w ^ 0x80000000) >= bound);
   }
   return mask;
 }
