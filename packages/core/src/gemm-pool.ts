@@ -296,7 +296,7 @@ export class GemmPool {
       copyIn(plan, heap(), this.memory.buffer);
     }
     this.running = true;
-    const taken = new Set<Block>();
+    let taken = new Set<number>(); // worker blocks the calling thread took back
     try {
       const c = this.control;
       workerBlocks.forEach((block, i) => {
@@ -329,25 +329,11 @@ export class GemmPool {
         }
       };
       compute(blocks[0]);
-      let status = 0;
-      workerBlocks.forEach((block, i) => {
-        const w = idle[i];
-        if (this.takeBack(w)) {
-          compute(block); // in place, on the backend's heap
-          taken.add(block);
-          return;
-        }
-        this.waitFor(w);
-        status |= c[w * SLOT + STATUS];
-      });
-      if (status !== 0) {
-        this.failed = 'a GEMM worker threw';
-        throw new Error('simd GEMM: a worker thread failed to compute its block');
-      }
+      taken = this.collect(idle.slice(0, workerBlocks.length), (i) => compute(workerBlocks[i])); // in place, on the backend's heap
     } finally {
       this.running = false;
     }
-    if (plan) copyOut(plan, call, workerBlocks.filter((block) => !taken.has(block)), this.memory.buffer, heap());
+    if (plan) copyOut(plan, call, workerBlocks.filter((_, i) => !taken.has(i)), this.memory.buffer, heap());
     return true;
   }
 
@@ -378,7 +364,7 @@ export class GemmPool {
       new Float32Array(this.memory.buffer, a, call.m * call.k).set(new Float32Array(heap(), call.a, call.m * call.k));
     }
     this.running = true;
-    const taken = new Set<number>(); // ranges the calling thread took back
+    let taken = new Set<number>(); // worker ranges the calling thread took back
     try {
       const control = this.control;
       ranges.slice(1).forEach(([lo, hi], i) => {
@@ -399,22 +385,10 @@ export class GemmPool {
         this.publish(worker);
       });
       own(call.m, ranges[0][1], call.k, call.a, call.k, call.w, call.k, call.c, call.n);
-      let status = 0;
-      ranges.slice(1).forEach(([lo, hi], i) => {
-        const worker = idle[i];
-        if (this.takeBack(worker)) {
-          // In place, from the backend's heap.
-          own(call.m, hi - lo, call.k, call.a, call.k, call.w + 4 * lo * call.k, call.k, call.c + 4 * lo, call.n);
-          taken.add(i + 1);
-          return;
-        }
-        this.waitFor(worker);
-        status |= control[worker * SLOT + STATUS];
+      taken = this.collect(idle.slice(0, ranges.length - 1), (i) => {
+        const [lo, hi] = ranges[i + 1]; // in place, from the backend's heap
+        own(call.m, hi - lo, call.k, call.a, call.k, call.w + 4 * lo * call.k, call.k, call.c + 4 * lo, call.n);
       });
-      if (status !== 0) {
-        this.failed = 'a GEMM worker threw';
-        throw new Error('simd GEMM: a worker thread failed to compute its block');
-      }
     } finally {
       this.running = false;
     }
@@ -422,11 +396,35 @@ export class GemmPool {
       const from = new Float32Array(this.memory.buffer, c, call.m * call.n);
       const to = new Float32Array(heap(), call.c, call.m * call.n);
       ranges.forEach(([lo, hi], r) => {
-        if (r === 0 || taken.has(r)) return;
+        if (r === 0 || taken.has(r - 1)) return;
         for (let i = 0; i < call.m; i++) to.set(from.subarray(i * call.n + lo, i * call.n + hi), i * call.n + lo);
       });
     }
     return true;
+  }
+
+  /**
+   * After the calling thread's own part: each of `workers`' parts (in order) is taken back and
+   * computed by `computeOwn(part)` when its worker has not started it, else waited for. Returns
+   * the parts taken back; throws, failing the pool, when a worker threw.
+   */
+  private collect(workers: number[], computeOwn: (part: number) => void): Set<number> {
+    const taken = new Set<number>();
+    let status = 0;
+    workers.forEach((worker, part) => {
+      if (this.takeBack(worker)) {
+        computeOwn(part);
+        taken.add(part);
+        return;
+      }
+      this.waitFor(worker);
+      status |= this.control[worker * SLOT + STATUS];
+    });
+    if (status !== 0) {
+      this.failed = 'a GEMM worker threw';
+      throw new Error('simd GEMM: a worker thread failed to compute its block');
+    }
+    return taken;
   }
 
   /** Bytes of the pool's memory the weight copies use (tests). */
