@@ -68,7 +68,8 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
  * Warm-up before the timed runs, the same on both sides (bench/torch_reference.py): at least
  * `WARMUP_MIN_CALLS` calls and `WARMUP_MS` of them, at most `WARMUP_MAX_CALLS`. One call was not
  * enough for the JavaScript JIT: greedy generation took 3-5 calls to reach its steady speed
- * (`generate-kv-32` 370, 263, 302, 267, 226 ms), so one warm-up timed part of the warm-up.
+ * (`generate-kv-32` in a fresh process: 0.93-1.22 s, 0.51-0.61 s, 0.39-0.51 s, then 0.20-0.28 s),
+ * so one warm-up timed part of the warm-up.
  * The first call's time is reported as `first_ms`.
  */
 const WARMUP_MIN_CALLS = 2;
