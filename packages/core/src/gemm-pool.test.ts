@@ -47,6 +47,13 @@ function privateHeap() {
 
 const values = (count: number, seed: number) => Float32Array.from({ length: count }, (_, i) => ((i * 7 + seed) % 11) - 5);
 
+/** The [m, n] product, row-major, summing `left(i, p) * right(p, j)` over p < k (exact on these integers). */
+function reference(m: number, n: number, k: number, left: (i: number, p: number) => number, right: (p: number, j: number) => number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out.push(Array.from({ length: k }, (_, p) => left(i, p) * right(p, j)).reduce((x, y) => x + y, 0));
+  return out;
+}
+
 describe('the GEMM pool when a worker never runs', () => {
   const pool = () =>
     new GemmPool({ module: new wasm.Module(bytesOf(builds.GEMM_SIMD_SHARED_WASM_BASE64)), threads: 2, workFloats: 1 << 16, startWorker: stalledWorker, mayBlock: true });
@@ -59,8 +66,7 @@ describe('the GEMM pool when a worker never runs', () => {
     const a = values(m * k, 1);
     const b = values(k * n, 2);
     const call = (c: number) => ({ m, n, k, a: heap.put(a), lda: k, ta: false, b: heap.put(b), ldb: n, tb: false, c, ldc: n, count: 1, strideA: 0, strideB: 0, strideC: 0 });
-    const expected: number[] = [];
-    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) expected.push(Array.from({ length: k }, (_, p) => a[i * k + p] * b[p * n + j]).reduce((x, y) => x + y, 0));
+    const expected = reference(m, n, k, (i, p) => a[i * k + p], (p, j) => b[p * n + j]);
     const first = heap.allocate(m * n);
     expect(p.run(call(first), heap.kernel.gemm, heap.work, () => heap.memory.buffer)).toBe(true);
     expect(heap.read(first, m * n)).toEqual(expected); // the copy-back skipped the taken-back block
@@ -81,8 +87,7 @@ describe('the GEMM pool when a worker never runs', () => {
     const gemv = () => p.runGemv({ m, n, k, a: heap.put(x), w: heap.put(w), c: out, key }, heap.kernel.gemv_t, () => heap.memory.buffer, () => true);
     expect(gemv()).toBe(false); // first sighting of the weight: not kept, not split
     expect(gemv()).toBe(true); // kept, split, and the worker's columns taken back
-    const expected: number[] = [];
-    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) expected.push(Array.from({ length: k }, (_, p) => x[i * k + p] * w[j * k + p]).reduce((s, v) => s + v, 0));
+    const expected = reference(m, n, k, (i, p) => x[i * k + p], (p, j) => w[j * k + p]);
     expect(heap.read(out, m * n)).toEqual(expected);
     expect(gemv()).toBe(false); // the worker is still behind
     p.dispose();
