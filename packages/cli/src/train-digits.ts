@@ -19,7 +19,7 @@
 import * as path from 'node:path';
 import { MieConfigError, getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
 import { renderImageAttention } from '@mie/plot';
-import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms, valueAndGradients } from '@mie/training';
+import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms } from '@mie/training';
 import { ImageToSequenceTransformer, type ImageToSequenceTransformerConfig, type ImageToSequenceTransformerOptions } from '@mie/transformer';
 import {
   BOS,
@@ -47,7 +47,7 @@ import { renderLossCurve } from './loss-curve';
 import { editDistance } from './metrics';
 import { checkScheduleConfig, readRunConfig } from './run-config';
 import { DIGITS_RUN } from './run-directory';
-import { checkRunOptions, deviceLine, fitAndKeepBest, openRun, runFileWriter, type RunOptions } from './training-run';
+import { checkRunOptions, deviceLine, fitAndKeepBest, forwardAndBackward, openRun, plannedSteps, runFileWriter, type RunOptions } from './training-run';
 
 /** The architecture options `mie train digits` chooses (image size, vocabulary and special tokens are the task's). */
 export type DigitsArchitecture = Omit<ImageToSequenceTransformerOptions, 'imageSize' | 'numChannels' | 'vocabSize' | 'padTokenId' | 'bosTokenId' | 'eosTokenId' | 'maxSeqLength'>;
@@ -244,35 +244,6 @@ function batchLoss(model: ImageToSequenceTransformer, batch: DigitBatch): tf.Ten
 }
 
 /**
- * Steps that fill `minutes` on this device: times five training steps (forward and backward, no
- * update) and one evaluation after a warm-up, then plans the steps that leave room for
- * `EVALUATIONS` evaluations. The median step counts: on a shared machine a single slow step
- * (another process taking the core) would otherwise shorten the whole schedule. The model is
- * unchanged.
- */
-async function plannedSteps(model: ImageToSequenceTransformer, batch: DigitBatch, evaluate: () => Promise<unknown>, minutes: number): Promise<number> {
-  const step = async () => {
-    const { value, grads } = valueAndGradients(model, () => batchLoss(model, batch));
-    await value.data();
-    tf.dispose([value, ...Object.values(grads)]);
-  };
-  model.train();
-  await step(); // warm-up: kernels, packed weights
-  const times: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const started = performance.now();
-    await step();
-    times.push(performance.now() - started);
-  }
-  const stepSeconds = ([...times].sort((a, b) => a - b)[2] / 1000) * 1.1; // the update and the data cost a few percent more
-  model.eval();
-  const started = performance.now();
-  await evaluate();
-  const evalSeconds = (performance.now() - started) / 1000;
-  return Math.max(50, Math.floor((minutes * 60 - EVALUATIONS * evalSeconds) / stepSeconds));
-}
-
-/**
  * Each emitted token's cross-attention over the patches: the mean over the decoder's layers and
  * heads of `[t, s]` for the prediction fed back as the target (`[BOS, digits]`), one row per
  * emitted digit and a last row for the end of the string.
@@ -318,7 +289,17 @@ export async function trainDigits(options: TrainDigitsOptions): Promise<DigitsMe
       if (scheduleSteps === undefined) {
         const probe = new TrainingStrips({ train, batchSize, seed: options.seed, digits: trainDigits }).batch(0, 0);
         try {
-          scheduleSteps = await plannedSteps(model, probe, () => selectionMetric(model), options.minutes);
+          scheduleSteps = await plannedSteps({
+            step: forwardAndBackward(model, () => batchLoss(model, probe)),
+            evaluate: () => {
+              model.eval();
+              return selectionMetric(model);
+            },
+            minutes: options.minutes,
+            evaluations: EVALUATIONS,
+            timedSteps: 5,
+            overhead: 1.1,
+          });
         } finally {
           tf.dispose([probe.images, probe.input, probe.target]);
         }

@@ -16,13 +16,13 @@
  */
 import * as path from 'node:path';
 import { MieConfigError, getDevice, setSeed, tf, type DeviceInfo } from '@mie/core';
-import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms, valueAndGradients } from '@mie/training';
+import { AdamW, Trainer, cosineSchedule, crossEntropyLoss, noDecayForBiasesAndNorms } from '@mie/training';
 import { CharLanguageModel, type CharLanguageModelConfig, type CharTransformerOptions } from './char-language-model';
 import { CharVocabulary, PAD, RandomWindows, loadLMSplits, ngramBaselines, scoringWindows, type BitsPerCharacter, type LMDocument, type ScoringWindow, type WindowBatch } from './lm-data';
 import { renderLossCurve } from './loss-curve';
 import { checkScheduleConfig, readRunConfig } from './run-config';
 import { LM_RUN } from './run-directory';
-import { checkRunOptions, deviceLine, fitAndKeepBest, openRun, runFileWriter, type RunOptions } from './training-run';
+import { checkRunOptions, deviceLine, fitAndKeepBest, forwardAndBackward, openRun, plannedSteps, runFileWriter, type RunOptions } from './training-run';
 
 /** Options of {@link trainLM}. */
 export interface TrainLMOptions extends RunOptions {
@@ -174,30 +174,6 @@ function spread<T>(windows: readonly T[], count: number): T[] {
   return Array.from({ length: count }, (_, i) => windows[Math.floor((i * windows.length) / count)]);
 }
 
-/**
- * Steps that fill `minutes` on this device: times two training steps of `model` (forward, backward,
- * no update) and one evaluation of the selection windows, after a warm-up, then plans the steps
- * that leave room for `EVALUATIONS` evaluations. The model is unchanged.
- */
-async function plannedSteps(model: CharLanguageModel, batch: WindowBatch, selection: readonly ScoringWindow[], minutes: number): Promise<number> {
-  const step = async () => {
-    const { value, grads } = valueAndGradients(model, () => crossEntropyLoss(model.forward(batch.input), batch.target, { ignoreIndex: PAD }));
-    await value.data();
-    tf.dispose([value, ...Object.values(grads)]);
-  };
-  model.train();
-  await step(); // warm-up: kernels, packed weights
-  let started = performance.now();
-  await step();
-  await step();
-  const stepSeconds = ((performance.now() - started) / 2000) * 1.05; // the update costs a few percent more
-  model.eval();
-  started = performance.now();
-  await scoreWindows(model, selection);
-  const evalSeconds = (performance.now() - started) / 1000;
-  return Math.max(50, Math.floor((minutes * 60 - EVALUATIONS * evalSeconds) / stepSeconds));
-}
-
 /** Trains, evaluates and writes the artefacts; resolves to the metrics. */
 export async function trainLM(options: TrainLMOptions): Promise<LMMetrics> {
   checkTrainOptions(options);
@@ -238,7 +214,17 @@ export async function trainLM(options: TrainLMOptions): Promise<LMMetrics> {
       if (scheduleSteps === undefined) {
         const probe = data.batch(0, 0);
         try {
-          scheduleSteps = await plannedSteps(model, probe, selection, options.minutes);
+          scheduleSteps = await plannedSteps({
+            step: forwardAndBackward(model, () => crossEntropyLoss(model.forward(probe.input), probe.target, { ignoreIndex: PAD })),
+            evaluate: () => {
+              model.eval();
+              return scoreWindows(model, selection);
+            },
+            minutes: options.minutes,
+            evaluations: EVALUATIONS,
+            timedSteps: 2,
+            overhead: 1.05,
+          });
         } finally {
           tf.dispose([probe.input, probe.target]);
         }

@@ -5,8 +5,8 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BaseModel, MieConfigError, causeMessage, checkOptions, ready, type DeviceInfo } from '@mie/core';
-import type { FitResult, Trainer } from '@mie/training';
+import { BaseModel, MieConfigError, causeMessage, checkOptions, ready, tf, type DeviceInfo } from '@mie/core';
+import { valueAndGradients, type FitResult, type Trainer } from '@mie/training';
 import { prepareRunDirectory, writeRunFiles, type RunLayout } from './run-directory';
 
 /** The largest `--minutes` any training job accepts. */
@@ -145,6 +145,70 @@ export async function fitAndKeepBest<M extends BaseModel<object>, B>(
   best.eval();
   await best.save(path.join(out, 'model'));
   return { result, best, bestMetric, bestStep };
+}
+
+/**
+ * One training step's forward and backward pass for {@link plannedSteps}: `model` in training
+ * mode, `loss()` differentiated, its value read back, everything freed; no update.
+ */
+export function forwardAndBackward(model: BaseModel<object>, loss: () => tf.Tensor): () => Promise<void> {
+  return async () => {
+    model.train();
+    const { value, grads } = valueAndGradients(model, loss);
+    try {
+      await value.data();
+    } finally {
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+  };
+}
+
+/** What {@link plannedSteps} times. */
+export interface StepPlan {
+  /** One training step's forward and backward pass (no update), awaited until its loss is read. */
+  step: () => Promise<void>;
+  /** One model-selection evaluation. */
+  evaluate: () => Promise<unknown>;
+  minutes: number;
+  /** Evaluations the run will make: their time is kept out of the steps. */
+  evaluations: number;
+  /** Steps timed after the untimed warm-up; their median counts. */
+  timedSteps: number;
+  /**
+   * Seconds of untimed steps first (at least one step): the JavaScript JIT keeps speeding a step
+   * up for seconds, so timing the first steps plans too few of them. Default 0 (one step).
+   */
+  warmupSeconds?: number;
+  /** Multiplies the step's time: the update and the data cost a few percent more. */
+  overhead: number;
+}
+
+/**
+ * Steps of a schedule that fill `minutes` on this device: times `timedSteps` training steps after
+ * a warm-up (kernels, packed weights, the JIT) and one evaluation, then plans the steps that
+ * leave room for `evaluations` evaluations; at least 50. The planning itself comes before the
+ * budget (the Trainer's clock starts after it). The median step counts (the mean of the middle two for
+ * an even count): on a shared machine a single slow step (another process taking the core) would
+ * otherwise shorten the whole schedule. The caller leaves the model as it found it.
+ */
+export async function plannedSteps({ step, evaluate, minutes, evaluations, timedSteps, overhead, warmupSeconds = 0 }: StepPlan): Promise<number> {
+  const warmupStarted = performance.now();
+  do await step();
+  while (performance.now() - warmupStarted < warmupSeconds * 1000);
+  const times: number[] = [];
+  for (let i = 0; i < timedSteps; i++) {
+    const started = performance.now();
+    await step();
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  const middle = times.length >> 1;
+  const median = times.length % 2 === 1 ? times[middle] : (times[middle - 1] + times[middle]) / 2;
+  const stepSeconds = (median / 1000) * overhead;
+  const started = performance.now();
+  await evaluate();
+  const evalSeconds = (performance.now() - started) / 1000;
+  return Math.max(50, Math.floor((minutes * 60 - evaluations * evalSeconds) / stepSeconds));
 }
 
 /** Writes `files` into `dir` atomically for `command`; a failure is a `MieSerializationError` naming the directory. */
