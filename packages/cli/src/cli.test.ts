@@ -61,6 +61,25 @@ describe('mie train g2p on a small slice, end to end', () => {
     expect(fs.readdirSync(out).filter((f) => f.startsWith('attention-'))).toHaveLength(3);
   });
 
+  it('plans a cosine schedule for the budget and keeps it in the run config', () => {
+    const run = JSON.parse(fs.readFileSync(path.join(out, 'train', 'g2p-config.json'), 'utf8'));
+    expect(run.model).toEqual(metrics.config);
+    expect(run.batchSize).toBe(1400);
+    expect(run.peakLr).toBe(2e-3);
+    expect(run.scheduleSteps).toBeGreaterThanOrEqual(50);
+    expect(run.warmupSteps).toBe(Math.min(200, Math.floor(run.scheduleSteps / 10)));
+    expect(run.evalEvery).toBe(Math.max(1, Math.round(run.scheduleSteps / 10)));
+    expect(lines).toContain(`schedule: cosine over ${run.scheduleSteps} steps of 1400 tokens, warm-up ${run.warmupSteps}, peak lr 0.002, evaluation every ${run.evalEvery} steps`);
+    // The learning rate of the logged steps is the cosine's (lines "step N | ... | lr X |").
+    const lr = (step: number) => {
+      const progress = Math.min(1, (step - run.warmupSteps) / (run.scheduleSteps - run.warmupSteps));
+      return step <= run.warmupSteps ? (run.peakLr * step) / run.warmupSteps : run.peakLr / 10 + (run.peakLr - run.peakLr / 10) * 0.5 * (1 + Math.cos(Math.PI * progress));
+    };
+    const logged = lines.map((l) => /^step (\d+) \|.*\| lr ([\d.e+-]+) \|/.exec(l)).filter((m) => m !== null);
+    expect(logged.length).toBeGreaterThan(0);
+    for (const [, step, rate] of logged) expect(Math.abs(Number(rate) - lr(Number(step)))).toBeLessThanOrEqual(0.006 * lr(Number(step))); // 3 digits printed
+  });
+
   it('the saved model loads, pronounces, evaluates and inspects from the command line', async () => {
     const model = path.join(out, 'model');
     const loaded = await BaseModel.load(model);
@@ -102,11 +121,13 @@ describe('mie train g2p on a small slice, end to end', () => {
     const good = JSON.parse(fs.readFileSync(file, 'utf8'));
     const resume = () => trainG2P({ minutes: 0.05, out: copy, seed: 3, resume: true, maxTrainWords: 50, numBeams: 0, progress: 'none', log: () => {} });
     const cases: Array<[string, RegExp]> = [
-      ['null', /must hold a JSON object \{ graphemes, phonemes, transformer \}\.$/],
+      ['null', /must hold a JSON object \{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery \}\.$/],
       ['{"graphemes": [', /is not valid JSON/],
-      ['{"constructor":{"name":{"toString":1}}}', /does not describe a G2P model: G2PModel: unknown option "constructor"/],
-      [JSON.stringify({ ...good, transformer: { ...good.transformer, dModel: 1e12 } }), /has config\.transformer\.dModel = 1000000000000, larger than any size the \d+-byte checkpoint can describe/],
-      [JSON.stringify({ ...good, graphemes: [{ toString: 1 }] }), /does not describe a G2P model: Vocabulary: option "tokens" must be an array of non-empty strings\. Received: \[an object\]/],
+      ['{"constructor":{"name":{"toString":1}}}', /does not describe a G2P run: G2PModel: unknown option "constructor"/],
+      [JSON.stringify({ ...good, model: { ...good.model, transformer: { ...good.model.transformer, dModel: 1e12 } } }), /has config\.model\.transformer\.dModel = 1000000000000, larger than any size the \d+-byte checkpoint can describe/],
+      [JSON.stringify({ ...good, model: { ...good.model, graphemes: [{ toString: 1 }] } }), /does not describe a G2P run: Vocabulary: option "tokens" must be an array of non-empty strings\. Received: \[an object\]/],
+      [JSON.stringify({ ...good, warmupSteps: good.scheduleSteps }), /does not describe a G2P run: "warmupSteps" must be an integer in \[0, scheduleSteps\)/],
+      [JSON.stringify({ ...good, peakLr: '1e-3' }), /does not describe a G2P run: "peakLr" must be a number in \(0, 1\)/],
     ];
     for (const [text, message] of cases) {
       fs.writeFileSync(file, text);
@@ -122,7 +143,7 @@ describe('mie train g2p on a small slice, end to end', () => {
     await expect(resume()).rejects.toThrow(`mie train g2p: cannot resume: ${file} must be a regular file. Received: a FIFO.`);
     // A sound config of another architecture than the checkpoint: the trainer refuses it, naming the checkpoint.
     fs.rmSync(file);
-    fs.writeFileSync(file, JSON.stringify({ ...good, transformer: { ...good.transformer, dFf: good.transformer.dFf * 2 } }));
+    fs.writeFileSync(file, JSON.stringify({ ...good, model: { ...good.model, transformer: { ...good.model.transformer, dFf: good.model.transformer.dFf * 2 } } }));
     const before = tf.memory().numTensors;
     const error = (await resume().catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(MieTrainingError);
@@ -139,7 +160,7 @@ describe('mie train g2p on a small slice, end to end', () => {
       minutes: 0.02, out: copy, seed: 4, force: true, maxTrainWords: 50, devWords: 5, testWords: 5, numBeams: 0, progress: 'none', log: () => {},
       transformer: { dModel: 16, numHeads: 2, numEncoderLayers: 1, numDecoderLayers: 1, dFf: 32 },
     });
-    expect(JSON.parse(fs.readFileSync(path.join(copy, 'train', 'g2p-config.json'), 'utf8')).transformer.dModel).toBe(16);
+    expect(JSON.parse(fs.readFileSync(path.join(copy, 'train', 'g2p-config.json'), 'utf8')).model.transformer.dModel).toBe(16);
     expect(JSON.parse(fs.readFileSync(path.join(copy, 'metrics.json'), 'utf8')).training.steps).toBe(fresh.training.steps);
     expect(fs.readFileSync(path.join(copy, 'notes.txt'), 'utf8')).toBe('mine');
     expect(fs.existsSync(path.join(copy, 'attention-old_word.png'))).toBe(false);
@@ -159,6 +180,19 @@ describe('mie train g2p on a small slice, end to end', () => {
     expect(again.parameters).toBe(metrics.parameters);
     // Another --minutes does not rewrite the architecture: the run stays resumable.
     expect(fs.readFileSync(path.join(out, 'train', 'g2p-config.json'))).toEqual(configBefore);
+  }, 240_000);
+
+  it('resumes a run started before the planned schedule with its own schedule', async () => {
+    const copy = path.join(root, 'legacy-run');
+    fs.cpSync(path.join(out, 'train'), path.join(copy, 'train'), { recursive: true });
+    const file = path.join(copy, 'train', 'g2p-config.json');
+    // What earlier versions wrote: the model's config alone.
+    fs.writeFileSync(file, JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8')).model, null, 2));
+    const logs: string[] = [];
+    const again = await trainG2P({ minutes: 0.03, out: copy, seed: 3, resume: true, maxTrainWords: 400, devWords: 10, testWords: 10, numBeams: 0, progress: 'lines', logEvery: 1, log: (line) => logs.push(line) });
+    expect(again.training.steps).toBeGreaterThanOrEqual(metrics.training.steps);
+    expect(again.config).toEqual(metrics.config);
+    expect(logs.some((l) => /^schedule: inverse square root, peak lr 0\.002 after 200 steps \(the run's own\)/.test(l))).toBe(true);
   }, 240_000);
 
   it('refuses to resume without the run it would continue, naming the file', async () => {

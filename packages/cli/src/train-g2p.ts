@@ -22,6 +22,7 @@ import {
   Trainer,
   crossEntropyLoss,
   noDecayForBiasesAndNorms,
+  cosineSchedule,
   padBatch,
   scaledInverseSquareRootSchedule,
 } from '@mie/training';
@@ -30,9 +31,9 @@ import { loadG2PSplits, type G2PEntry } from './g2p-data';
 import { BOS, EOS, G2PModel, PAD, type G2PModelConfig } from '@mie/g2p-en';
 import { g2pErrorRates } from './metrics';
 import { renderLossCurve } from './loss-curve';
-import { readRunConfig } from './run-config';
+import { checkScheduleConfig, readRunConfig } from './run-config';
 import { G2P_RUN } from './run-directory';
-import { checkRunOptions, deviceLine, fitAndKeepBest, openRun, runFileWriter, type RunOptions } from './training-run';
+import { checkRunOptions, deviceLine, fitAndKeepBest, forwardAndBackward, openRun, plannedSteps, runFileWriter, type RunOptions } from './training-run';
 
 /** Options of {@link trainG2P}. */
 export interface TrainG2POptions extends RunOptions {
@@ -109,6 +110,42 @@ export function architectureFor(minutes: number): G2PModelConfig['transformer'] 
   };
 }
 
+/** Padded tokens per training batch. */
+const BATCH_TOKENS = 1400;
+/** Peak learning rate, after the warm-up. */
+const PEAK_LR = 2e-3;
+/** Dev-word evaluations (and checkpoints) a run makes, whatever the device's speed. */
+const EVALUATIONS = 10;
+/** Training steps timed to plan the schedule, over as many different batches. */
+const PLAN_TIMED_STEPS = 5;
+/**
+ * Untimed steps before them: this share of the budget, at most 30 s. A step's time falls for
+ * seconds as the JIT warms up (the 10-minute model, no BLAS: 290 ms at the second step, 165-200
+ * ms by the 30th, 134 ms on average over a run), so timing the first steps planned 1,882 steps
+ * where 4,465 fit.
+ */
+const PLAN_WARMUP_SHARE = 0.03;
+/**
+ * A training step's time over its timed forward and backward pass: the gradient copies, the
+ * clipping, the update and the batch (the 10-minute run planned with 1.1 made 2,886 steps of
+ * the 3,545 planned).
+ */
+const PLAN_STEP_OVERHEAD = 1.2;
+const PLAN_WARMUP_MAX_SECONDS = 30;
+
+/** The first `count` batches of epoch 0, or all of them when there are fewer (fresh tensors: the caller frees them). */
+function firstBatches<B>(data: ShuffledBatches<B>, count: number): B[] {
+  const batches: B[] = [];
+  const iterator = data.batches(0, 0)[Symbol.iterator]();
+  while (batches.length < count) {
+    const next = iterator.next(); // each batch is built when asked for: none is built and dropped
+    if (next.done) break;
+    batches.push(next.value);
+  }
+  iterator.return?.(undefined);
+  return batches;
+}
+
 interface Batch {
   src: tf.Tensor;
   tgtIn: tf.Tensor;
@@ -137,16 +174,32 @@ function checkTrainOptions(options: TrainG2POptions): void {
 }
 
 /**
- * Reads the architecture a run started with, `train/g2p-config.json`, and builds its model; a
- * file that is not a G2P config (bad JSON, hostile values, sizes the checkpoint cannot hold) is a
- * `MieConfigError` naming it (see `readRunConfig`).
+ * What a run keeps in `train/g2p-config.json`: the model's config and the schedule planned for
+ * the budget. `batchSize` is the batches' token budget (padded tokens per batch). A run started
+ * by an earlier version holds the model's config alone: it resumes with that version's schedule
+ * (`schedule: null`).
  */
-async function resumedModel(file: string, checkpointBytes: number): Promise<{ config: G2PModelConfig; model: G2PModel }> {
+export interface G2PRunConfig {
+  model: G2PModelConfig;
+  schedule: { batchSize: number; scheduleSteps: number; warmupSteps: number; peakLr: number; evalEvery: number } | null;
+}
+
+/**
+ * Reads the run config a run started with, `train/g2p-config.json`, and builds its model; a file
+ * that is not one (bad JSON, hostile values, sizes the checkpoint cannot hold, a bad schedule) is
+ * a `MieConfigError` naming it (see `readRunConfig`).
+ */
+async function resumedModel(file: string, checkpointBytes: number): Promise<{ config: G2PRunConfig; model: G2PModel }> {
   return readRunConfig({
-    command: NAME, file, checkpointBytes, shape: '{ graphemes, phonemes, transformer }', kind: 'a G2P model',
+    command: NAME, file, checkpointBytes, shape: '{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery }', kind: 'a G2P run',
     build: (value) => {
-      const model = new G2PModel(value as G2PModelConfig);
-      return { config: model.config, model };
+      if (!('model' in value)) {
+        const model = new G2PModel(value as G2PModelConfig);
+        return { config: { model: model.config, schedule: null }, model };
+      }
+      const { model: modelConfig, ...schedule } = checkScheduleConfig('g2p-config.json', value);
+      const model = new G2PModel(modelConfig as G2PModelConfig);
+      return { config: { model: model.config, schedule }, model };
     },
   });
 }
@@ -170,30 +223,25 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     const devEntries = splits.dev.slice(0, options.devWords ?? 1000);
     const testEntries = options.testWords ? splits.test.slice(0, options.testWords) : splits.test;
     const effective = effectiveMinutes(options.minutes, device);
-    let config: G2PModelConfig;
     let model: G2PModel;
     if (resumed) {
-      ({ config, model } = resumed);
+      model = resumed.model;
     } else {
-      config = {
+      model = new G2PModel({
         graphemes: "abcdefghijklmnopqrstuvwxyz'".split(''),
         phonemes: [...new Set(splits.train.flatMap((e) => e.pronunciations.flat()))].sort(),
         transformer: { ...architectureFor(effective), ...options.transformer },
-      };
-      model = new G2PModel(config);
+      });
       models.push(model);
-      await writeRunFiles(trainDir, [['g2p-config.json', new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n')]]);
     }
-    log(deviceLine(device));
-    log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
-    log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.transformer)}`);
+    const config = model.config;
 
     // Every (word, pronunciation) pair is a training example.
     const pairs = trainEntries.flatMap((e) => e.pronunciations.map((p) => ({ src: model.encodeWord(e.word), tgt: model.encodePronunciation(p) })));
     const data = new ShuffledBatches<Batch>({
       size: pairs.length,
       lengths: pairs.map((p) => Math.max(p.src.length, p.tgt.length + 1)),
-      maxTokens: 1400,
+      maxTokens: BATCH_TOKENS,
       seed: options.seed,
       makeBatch: (indices) => {
         const src = padBatch(indices.map((i) => pairs[i].src), PAD);
@@ -206,15 +254,53 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
         return { src: src.ids, tgtIn: tgtIn.ids, tgtOut: tgtOut.ids, tokens };
       },
     });
+    const batchLoss = (m: G2PModel, batch: Batch) => crossEntropyLoss(m.forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: PAD, labelSmoothing: 0.1 });
+    let schedule: G2PRunConfig['schedule'];
+    if (resumed) {
+      schedule = resumed.config.schedule;
+    } else {
+      // A cosine over the steps this device fits in the budget, planned from timed steps, and
+      // kept in the run config so that a resume continues it.
+      const probes = firstBatches(data, PLAN_TIMED_STEPS + 1);
+      let next = 0;
+      let scheduleSteps: number;
+      try {
+        scheduleSteps = await plannedSteps({
+          step: forwardAndBackward(model, () => batchLoss(model, probes[next++ % probes.length])),
+          evaluate: () => {
+            model.eval();
+            return evaluateG2P(model, devEntries);
+          },
+          minutes: options.minutes,
+          evaluations: EVALUATIONS,
+          timedSteps: PLAN_TIMED_STEPS,
+          overhead: PLAN_STEP_OVERHEAD,
+          warmupSeconds: Math.min(PLAN_WARMUP_MAX_SECONDS, PLAN_WARMUP_SHARE * options.minutes * 60),
+        });
+      } finally {
+        for (const probe of probes) tf.dispose([probe.src, probe.tgtIn, probe.tgtOut]);
+      }
+      schedule = { batchSize: BATCH_TOKENS, scheduleSteps, warmupSteps: Math.min(200, Math.floor(scheduleSteps / 10)), peakLr: PEAK_LR, evalEvery: Math.max(1, Math.round(scheduleSteps / EVALUATIONS)) };
+      await writeRunFiles(trainDir, [['g2p-config.json', new TextEncoder().encode(JSON.stringify({ model: config, ...schedule }, null, 2) + '\n')]]);
+    }
+    log(deviceLine(device));
+    log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
+    log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.transformer)}`);
+    // A run started before the planned schedule keeps the one it started with.
+    const { learningRate, evalEvery } = schedule
+      ? { learningRate: cosineSchedule({ peakLr: schedule.peakLr, warmupSteps: schedule.warmupSteps, totalSteps: schedule.scheduleSteps, minLr: schedule.peakLr / 10 }), evalEvery: schedule.evalEvery }
+      : { learningRate: scaledInverseSquareRootSchedule({ peakLr: PEAK_LR, warmupSteps: 200 }), evalEvery: Math.max(50, Math.round(effective * 60)) };
+    log(schedule
+      ? `schedule: cosine over ${schedule.scheduleSteps} steps of ${schedule.batchSize} tokens, warm-up ${schedule.warmupSteps}, peak lr ${schedule.peakLr}, evaluation every ${schedule.evalEvery} steps`
+      : `schedule: inverse square root, peak lr ${PEAK_LR} after 200 steps (the run's own), evaluation every ${evalEvery} steps`);
+
     const optimizer = new AdamW(model, { lr: 1e-3, betas: [0.9, 0.98], weightDecay: 0.01, noDecay: noDecayForBiasesAndNorms });
-    // About three evaluations of the dev words per run, whatever the device's speed.
-    const evalEvery = Math.max(50, Math.round(effective * 60));
     const trainer = new Trainer<G2PModel, Batch>({
       model,
       data,
       optimizer,
-      schedule: scaledInverseSquareRootSchedule({ peakLr: 2e-3, warmupSteps: 200 }),
-      loss: (m, batch) => crossEntropyLoss(m.forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: PAD, labelSmoothing: 0.1 }),
+      schedule: learningRate,
+      loss: batchLoss,
       maxMinutes: options.minutes,
       clipGradNorm: 1,
       seed: options.seed,

@@ -104,7 +104,7 @@ describe(`mie command line (${testBackend()})`, () => {
     fs.copyFileSync(at('model', WEIGHTS_FILE), path.join(g2p, 'train', 'last', 'checkpoint.safetensors'));
     fs.writeFileSync(path.join(g2p, 'metrics.json'), '{}');
     await refused(['train', 'g2p', '--out', g2p, '--minutes', '30'], 1, /already holds a run \(metrics\.json, train\); pass --resume to continue it or --force to start over\.$/);
-    await refused(['train', 'g2p', '--out', g2p, '--resume'], 1, new RegExp(`^mie: train g2p: cannot resume: ${escape(path.join(g2p, 'train', 'g2p-config.json'))} does not describe a G2P model: G2PModel: unknown option "constructor"`));
+    await refused(['train', 'g2p', '--out', g2p, '--resume'], 1, new RegExp(`^mie: train g2p: cannot resume: ${escape(path.join(g2p, 'train', 'g2p-config.json'))} does not describe a G2P run: G2PModel: unknown option "constructor"`));
     await refused(['train', 'g2p', '--out', at('empty'), '--resume'], 1, /cannot resume: .*empty\/train\/g2p-config\.json is missing or unreadable \(ENOENT/);
     expect(fs.readFileSync(path.join(g2p, 'metrics.json'), 'utf8')).toBe('{}');
   }, 120_000);
