@@ -61,23 +61,42 @@ describe('mie train g2p on a small slice, end to end', () => {
     expect(fs.readdirSync(out).filter((f) => f.startsWith('attention-'))).toHaveLength(3);
   });
 
-  it('plans a cosine schedule for the budget and keeps it in the run config', () => {
+  it('plans a cosine schedule for the budget, re-plans it after each evaluation, and keeps it in the run config', () => {
     const run = JSON.parse(fs.readFileSync(path.join(out, 'train', 'g2p-config.json'), 'utf8'));
     expect(run.model).toEqual(metrics.config);
     expect(run.batchSize).toBe(1400);
     expect(run.peakLr).toBe(2e-3);
-    expect(run.scheduleSteps).toBeGreaterThanOrEqual(50);
-    expect(run.warmupSteps).toBe(Math.min(200, Math.floor(run.scheduleSteps / 10)));
-    expect(run.evalEvery).toBe(Math.max(1, Math.round(run.scheduleSteps / 10)));
-    expect(lines).toContain(`schedule: cosine over ${run.scheduleSteps} steps of 1400 tokens, warm-up ${run.warmupSteps}, peak lr 0.002, evaluation every ${run.evalEvery} steps`);
-    // The learning rate of the logged steps is the cosine's (lines "step N | ... | lr X |").
-    const lr = (step: number) => {
-      const progress = Math.min(1, (step - run.warmupSteps) / (run.scheduleSteps - run.warmupSteps));
-      return step <= run.warmupSteps ? (run.peakLr * step) / run.warmupSteps : run.peakLr / 10 + (run.peakLr - run.peakLr / 10) * 0.5 * (1 + Math.cos(Math.PI * progress));
+    const planned = lines.map((l) => /^schedule: cosine over (\d+) steps of 1400 tokens, warm-up (\d+), peak lr 0\.002, evaluation every (\d+) steps$/.exec(l)).filter((m) => m !== null);
+    expect(planned).toHaveLength(1);
+    const [, first, warmup, every] = planned[0].map(Number);
+    expect(first).toBeGreaterThanOrEqual(50);
+    expect(run.warmupSteps).toBe(warmup);
+    expect(warmup).toBe(Math.min(200, Math.floor(first / 10)));
+    expect(run.evalEvery).toBe(every);
+    expect(every).toBe(Math.max(1, Math.round(first / 10)));
+    // Each evaluation re-plans; the run config holds the last plan.
+    const replans = lines.map((l) => /^schedule: re-planned at step (\d+) \((\d+) ms a step\): cosine over (\d+) steps$/.exec(l)).filter((m) => m !== null);
+    expect(replans.length).toBeGreaterThan(0);
+    expect(replans.map((m) => Number(m[1]) % every)).toEqual(replans.map(() => 0));
+    expect(run.scheduleSteps).toBe(Number(replans[replans.length - 1][3]));
+    // The learning rate of each logged step ("step N | ... | lr X |") is the cosine over the plan
+    // in force when it ran: a re-plan at step S is logged after step S and sets the steps after it.
+    const lr = (step: number, total: number) => {
+      const progress = Math.min(1, (step - warmup) / (total - warmup));
+      return step <= warmup ? (run.peakLr * step) / warmup : run.peakLr / 10 + (run.peakLr - run.peakLr / 10) * 0.5 * (1 + Math.cos(Math.PI * progress));
     };
-    const logged = lines.map((l) => /^step (\d+) \|.*\| lr ([\d.e+-]+) \|/.exec(l)).filter((m) => m !== null);
-    expect(logged.length).toBeGreaterThan(0);
-    for (const [, step, rate] of logged) expect(Math.abs(Number(rate) - lr(Number(step)))).toBeLessThanOrEqual(0.006 * lr(Number(step))); // 3 digits printed
+    let total = first;
+    let checked = 0;
+    for (const line of lines) {
+      const replan = /^schedule: re-planned at step \d+ \(\d+ ms a step\): cosine over (\d+) steps$/.exec(line);
+      if (replan) total = Number(replan[1]);
+      const logged = /^step (\d+) \|.*\| lr ([\d.e+-]+) \|/.exec(line);
+      if (!logged) continue;
+      const expected = lr(Number(logged[1]), total);
+      expect(Math.abs(Number(logged[2]) - expected)).toBeLessThanOrEqual(0.006 * expected); // 3 digits printed
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(0);
   });
 
   it('the saved model loads, pronounces, evaluates and inspects from the command line', async () => {
@@ -180,6 +199,23 @@ describe('mie train g2p on a small slice, end to end', () => {
     expect(again.parameters).toBe(metrics.parameters);
     // Another --minutes does not rewrite the architecture: the run stays resumable.
     expect(fs.readFileSync(path.join(out, 'train', 'g2p-config.json'))).toEqual(configBefore);
+  }, 240_000);
+
+  it('resumes with the batch size in its run config', async () => {
+    const copy = path.join(root, 'small-batches');
+    fs.cpSync(path.join(out, 'train'), path.join(copy, 'train'), { recursive: true });
+    // The run that wrote this checkpoint (an earlier test may have resumed it) wrote these metrics.
+    const before = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).training;
+    const file = path.join(copy, 'train', 'g2p-config.json');
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), batchSize: 60 }, null, 2));
+    const logs: string[] = [];
+    const again = await trainG2P({ minutes: 0.05, out: copy, seed: 3, resume: true, maxTrainWords: 400, devWords: 10, testWords: 10, numBeams: 0, progress: 'lines', logEvery: 1, log: (line) => logs.push(line) });
+    expect(logs.some((l) => /^schedule: cosine over \d+ steps of 60 tokens/.test(l))).toBe(true);
+    // The 400 words' pairs hold about 4,000 tokens: 3-4 batches an epoch of 1400, over 60 of 60.
+    const steps = again.training.steps - before.steps;
+    const epochs = again.training.epochs - before.epochs;
+    expect(steps).toBeGreaterThanOrEqual(8);
+    expect(epochs).toBeLessThanOrEqual(steps / 20);
   }, 240_000);
 
   it('resumes a run started before the planned schedule with its own schedule', async () => {

@@ -33,7 +33,7 @@ import { g2pErrorRates } from './metrics';
 import { renderLossCurve } from './loss-curve';
 import { checkScheduleConfig, readRunConfig } from './run-config';
 import { G2P_RUN } from './run-directory';
-import { checkRunOptions, deviceLine, fitAndKeepBest, forwardAndBackward, openRun, plannedSteps, runFileWriter, type RunOptions } from './training-run';
+import { BudgetSchedule, checkRunOptions, deviceLine, fitAndKeepBest, forwardAndBackward, openRun, plannedSteps, runFileWriter, type RunOptions } from './training-run';
 
 /** Options of {@link trainG2P}. */
 export interface TrainG2POptions extends RunOptions {
@@ -241,7 +241,8 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     const data = new ShuffledBatches<Batch>({
       size: pairs.length,
       lengths: pairs.map((p) => Math.max(p.src.length, p.tgt.length + 1)),
-      maxTokens: BATCH_TOKENS,
+      // A resumed run batches as it started.
+      maxTokens: resumed?.config.schedule?.batchSize ?? BATCH_TOKENS,
       seed: options.seed,
       makeBatch: (indices) => {
         const src = padBatch(indices.map((i) => pairs[i].src), PAD);
@@ -256,6 +257,8 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
     });
     const batchLoss = (m: G2PModel, batch: Batch) => crossEntropyLoss(m.forward(batch.src, batch.tgtIn), batch.tgtOut, { ignoreIndex: PAD, labelSmoothing: 0.1 });
     let schedule: G2PRunConfig['schedule'];
+    const writeRunConfig = (runSchedule: NonNullable<G2PRunConfig['schedule']>) =>
+      writeRunFiles(trainDir, [['g2p-config.json', new TextEncoder().encode(JSON.stringify({ model: config, ...runSchedule }, null, 2) + '\n')]]);
     if (resumed) {
       schedule = resumed.config.schedule;
     } else {
@@ -281,14 +284,22 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
         for (const probe of probes) tf.dispose([probe.src, probe.tgtIn, probe.tgtOut]);
       }
       schedule = { batchSize: BATCH_TOKENS, scheduleSteps, warmupSteps: Math.min(200, Math.floor(scheduleSteps / 10)), peakLr: PEAK_LR, evalEvery: Math.max(1, Math.round(scheduleSteps / EVALUATIONS)) };
-      await writeRunFiles(trainDir, [['g2p-config.json', new TextEncoder().encode(JSON.stringify({ model: config, ...schedule }, null, 2) + '\n')]]);
+      await writeRunConfig(schedule);
     }
     log(deviceLine(device));
     log(`data: ${trainEntries.length} train / ${splits.dev.length} dev (${devEntries.length} used for model selection) / ${splits.test.length} test words`);
     log(`model: ${model.countParameters().toLocaleString('en')} parameters, ${JSON.stringify(config.transformer)}`);
-    // A run started before the planned schedule keeps the one it started with.
+    // A fresh run re-plans its cosine after each evaluation, from the time its steps take, and
+    // keeps the plan in the run config before the checkpoint of that step; a resumed run continues
+    // the last plan (its budget is another call's). A run started before the planned schedule
+    // keeps the one it started with.
+    const cosineOver = (s: NonNullable<G2PRunConfig['schedule']>, totalSteps: number) =>
+      cosineSchedule({ peakLr: s.peakLr, warmupSteps: s.warmupSteps, totalSteps, minLr: s.peakLr / 10 });
+    const budget = schedule && !resumed
+      ? new BudgetSchedule({ minutes: options.minutes, plannedSteps: schedule.scheduleSteps, scheduleFor: (totalSteps) => cosineOver(schedule!, totalSteps), minSteps: schedule.warmupSteps + 1 })
+      : null;
     const { learningRate, evalEvery } = schedule
-      ? { learningRate: cosineSchedule({ peakLr: schedule.peakLr, warmupSteps: schedule.warmupSteps, totalSteps: schedule.scheduleSteps, minLr: schedule.peakLr / 10 }), evalEvery: schedule.evalEvery }
+      ? { learningRate: budget ? budget.schedule : cosineOver(schedule, schedule.scheduleSteps), evalEvery: schedule.evalEvery }
       : { learningRate: scaledInverseSquareRootSchedule({ peakLr: PEAK_LR, warmupSteps: 200 }), evalEvery: Math.max(50, Math.round(effective * 60)) };
     log(schedule
       ? `schedule: cosine over ${schedule.scheduleSteps} steps of ${schedule.batchSize} tokens, warm-up ${schedule.warmupSteps}, peak lr ${schedule.peakLr}, evaluation every ${schedule.evalEvery} steps`
@@ -304,7 +315,18 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
       maxMinutes: options.minutes,
       clipGradNorm: 1,
       seed: options.seed,
-      evaluate: async (m) => (await evaluateG2P(m, devEntries)).wer,
+      evaluate: async (m, { step }) => {
+        const { wer } = await evaluateG2P(m, devEntries);
+        const plan = budget?.replan(step);
+        if (plan && schedule) {
+          log(`schedule: re-planned at step ${step} (${plan.stepMs.toFixed(0)} ms a step): cosine over ${plan.totalSteps} steps`);
+          if (plan.totalSteps !== schedule.scheduleSteps) {
+            schedule = { ...schedule, scheduleSteps: plan.totalSteps };
+            await writeRunConfig(schedule);
+          }
+        }
+        return wer;
+      },
       evalEvery,
       metricMode: 'min',
       checkpointDir: trainDir,
@@ -314,6 +336,7 @@ export async function trainG2P(options: TrainG2POptions): Promise<G2PMetrics> {
       log,
       countTokens: (batch) => batch.tokens,
     });
+    budget?.start();
     const { result, best, bestMetric: bestDevWer, bestStep } = await fitAndKeepBest(trainer, {
       model,
       out: options.out,

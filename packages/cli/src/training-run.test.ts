@@ -1,4 +1,5 @@
-import { plannedSteps } from './training-run';
+import { cosineSchedule } from '@mie/training';
+import { BudgetSchedule, plannedSteps } from './training-run';
 
 /**
  * The planner on a fake clock: each "step" advances it by the next of `stepMs`, the evaluation by
@@ -42,5 +43,52 @@ describe('plannedSteps', () => {
   it('never plans fewer than 50 steps', async () => {
     const { planned } = await plan([1000], 5000, { minutes: 0.1, evaluations: 10, timedSteps: 2, overhead: 1.2 });
     expect(planned).toBe(50);
+  });
+});
+
+describe('BudgetSchedule', () => {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] }));
+  afterEach(() => jest.useRealTimers());
+  const scheduleFor = (totalSteps: number) => cosineSchedule({ peakLr: 1e-3, warmupSteps: 10, totalSteps, minLr: 1e-4 });
+
+  it('re-plans from the latest interval\'s time per step and the time left, and schedules over the new total', () => {
+    const budget = new BudgetSchedule({ minutes: 1, plannedSteps: 100, scheduleFor, minSteps: 11 });
+    expect(budget.totalSteps).toBe(100);
+    expect(budget.schedule(50)).toBe(scheduleFor(100)(50));
+    budget.start();
+    jest.advanceTimersByTime(3000); // 20 steps in 3 s: 150 ms a step, 57 s left -> 380 more
+    expect(budget.replan(20)).toEqual({ totalSteps: 400, stepMs: 150 });
+    expect(budget.totalSteps).toBe(400);
+    expect(budget.schedule(50)).toBe(scheduleFor(400)(50));
+    expect(budget.schedule(50)).not.toBe(scheduleFor(100)(50));
+    // Faster now: only the last interval counts (20 steps in 1 s: 50 ms), 56 s left -> 1120 more.
+    jest.advanceTimersByTime(1000);
+    expect(budget.replan(40)).toEqual({ totalSteps: 1160, stepMs: 50 });
+    // Slower: 10 steps in 5 s (500 ms), 51 s left -> 102 more.
+    jest.advanceTimersByTime(5000);
+    expect(budget.replan(50)).toEqual({ totalSteps: 152, stepMs: 500 });
+  });
+
+  it('ends the schedule where the run is once the budget is spent, never below minSteps', () => {
+    const budget = new BudgetSchedule({ minutes: 0.1, plannedSteps: 5, scheduleFor, minSteps: 11 });
+    expect(budget.totalSteps).toBe(11);
+    budget.start();
+    jest.advanceTimersByTime(8000); // past the 6 s budget
+    expect(budget.replan(30)?.totalSteps).toBe(30);
+    jest.advanceTimersByTime(100);
+    expect(budget.replan(31)?.totalSteps).toBe(31);
+    const early = new BudgetSchedule({ minutes: 0.1, plannedSteps: 50, scheduleFor, minSteps: 11 });
+    early.start();
+    jest.advanceTimersByTime(7000);
+    expect(early.replan(2)?.totalSteps).toBe(11);
+  });
+
+  it('does not re-plan without steps since the last plan, nor before start()', () => {
+    const budget = new BudgetSchedule({ minutes: 1, plannedSteps: 100, scheduleFor, minSteps: 11 });
+    expect(() => budget.replan(10)).toThrow(/call start\(\) first/);
+    budget.start();
+    jest.advanceTimersByTime(1000);
+    expect(budget.replan(0)).toBeNull();
+    expect(budget.totalSteps).toBe(100);
   });
 });

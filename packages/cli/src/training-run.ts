@@ -6,7 +6,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { BaseModel, MieConfigError, causeMessage, checkOptions, ready, tf, type DeviceInfo } from '@mie/core';
-import { valueAndGradients, type FitResult, type Trainer } from '@mie/training';
+import { valueAndGradients, type FitResult, type LearningRateSchedule, type Trainer } from '@mie/training';
 import { prepareRunDirectory, writeRunFiles, type RunLayout } from './run-directory';
 
 /** The largest `--minutes` any training job accepts. */
@@ -209,6 +209,73 @@ export async function plannedSteps({ step, evaluate, minutes, evaluations, timed
   await evaluate();
   const evalSeconds = (performance.now() - started) / 1000;
   return Math.max(50, Math.floor((minutes * 60 - evaluations * evalSeconds) / stepSeconds));
+}
+
+/** What {@link BudgetSchedule} re-plans. */
+export interface BudgetScheduleOptions {
+  /** The budget, in minutes; its clock starts at {@link BudgetSchedule.start}. */
+  minutes: number;
+  /** The steps planned before training ({@link plannedSteps}). */
+  plannedSteps: number;
+  /** The schedule over `totalSteps` steps. */
+  scheduleFor: (totalSteps: number) => LearningRateSchedule;
+  /** The fewest steps a re-plan gives (a warm-up-decay schedule needs more than its warm-up). */
+  minSteps: number;
+}
+
+/**
+ * A schedule over the steps that fill a wall-clock budget, re-planned as the run goes. A plan made
+ * before training from a few timed steps misses: on this machine a G2P step kept getting faster
+ * for the whole hour (the JIT, the machine), and a 60-minute run made 12,913 steps of the 9,009
+ * planned, its last 3,900 at the floor rate. Each {@link replan} (the jobs call it after every
+ * evaluation) takes the time per step since the previous one (evaluations and checkpoints
+ * included, as they recur) and sets the total to the steps made plus those that fit in the time
+ * left. Between re-plans the schedule is the pure function `scheduleFor(totalSteps)`, so the
+ * caller can keep `totalSteps` in the run's config and a resume continues from the last plan.
+ */
+export class BudgetSchedule {
+  readonly #options: BudgetScheduleOptions;
+  #totalSteps: number;
+  #current: LearningRateSchedule;
+  #since: { time: number; step: number } | null = null;
+  #end = Number.NaN;
+  /** The learning rate of each step, under the latest plan. */
+  readonly schedule: LearningRateSchedule = (step) => this.#current(step);
+
+  constructor(options: BudgetScheduleOptions) {
+    this.#options = options;
+    this.#totalSteps = Math.max(options.minSteps, options.plannedSteps);
+    this.#current = options.scheduleFor(this.#totalSteps);
+  }
+
+  /** The steps of the latest plan. */
+  get totalSteps(): number {
+    return this.#totalSteps;
+  }
+
+  /** Starts the budget's clock at `step` (0 for a fresh run). */
+  start(step = 0): void {
+    const time = performance.now();
+    this.#since = { time, step };
+    this.#end = time + this.#options.minutes * 60_000;
+  }
+
+  /**
+   * Re-plans at `step` from the time per step since the previous re-plan (or the start); returns
+   * the new total and that time, or null when no step was made since.
+   */
+  replan(step: number): { totalSteps: number; stepMs: number } | null {
+    if (this.#since === null) throw new Error('BudgetSchedule.replan: call start() first.');
+    const now = performance.now();
+    const steps = step - this.#since.step;
+    if (steps <= 0) return null;
+    const stepMs = (now - this.#since.time) / steps;
+    const left = Math.max(0, this.#end - now);
+    this.#since = { time: now, step };
+    this.#totalSteps = Math.max(this.#options.minSteps, step + Math.floor(left / stepMs));
+    this.#current = this.#options.scheduleFor(this.#totalSteps);
+    return { totalSteps: this.#totalSteps, stepMs };
+  }
 }
 
 /** Writes `files` into `dir` atomically for `command`; a failure is a `MieSerializationError` naming the directory. */
