@@ -238,3 +238,43 @@ void column_sums(const float *x, int rows, int inner, float *out) {
     out[j] = s;
   }
 }
+
+/*
+ * One AdamW step over n float32 elements (torch.optim.AdamW, amsgrad off), in float32 as
+ * PyTorch's CPU kernels compute it, op by op:
+ *
+ *   m' = m * beta1 + (1 - beta1) * g          v' = v * beta2 + (1 - beta2) * (g * g)
+ *   p' = p * decay + (-step_size) * (m' / (sqrt(v') / bc2_sqrt + eps))
+ *
+ * decay is 1 - lr * weight_decay (1 without decay), step_size lr / (1 - beta1^t), bc2_sqrt
+ * sqrt(1 - beta2^t). The outputs may not overlap the inputs. One pass reads 16 bytes and writes
+ * 12 per element; the JavaScript loop it replaces ran at about a quarter of memory speed (a
+ * double square root and division per element).
+ */
+EXPORT(adamw_update)
+void adamw_update(int n, const float *p, const float *g, const float *m, const float *v, float *out_p, float *out_m, float *out_v,
+                  float beta1, float beta2, float eps, float decay, float step_size, float bc2_sqrt) {
+  const float c1 = 1.f - beta1, c2 = 1.f - beta2, neg_step = -step_size;
+  const v128_t b1 = wasm_f32x4_splat(beta1), b2 = wasm_f32x4_splat(beta2), k1 = wasm_f32x4_splat(c1), k2 = wasm_f32x4_splat(c2);
+  const v128_t ve = wasm_f32x4_splat(eps), vd = wasm_f32x4_splat(decay), vs = wasm_f32x4_splat(neg_step), vb = wasm_f32x4_splat(bc2_sqrt);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t gi = wasm_v128_load(g + i);
+    v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(m + i), b1), wasm_f32x4_mul(k1, gi));
+    v128_t vi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(v + i), b2), wasm_f32x4_mul(k2, wasm_f32x4_mul(gi, gi)));
+    v128_t denom = wasm_f32x4_add(wasm_f32x4_div(wasm_f32x4_sqrt(vi), vb), ve);
+    v128_t pi = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(p + i), vd), wasm_f32x4_mul(vs, wasm_f32x4_div(mi, denom)));
+    wasm_v128_store(out_m + i, mi);
+    wasm_v128_store(out_v + i, vi);
+    wasm_v128_store(out_p + i, pi);
+  }
+  for (; i < n; i++) {
+    float gi = g[i];
+    float mi = m[i] * beta1 + c1 * gi;
+    float vi = v[i] * beta2 + c2 * (gi * gi);
+    float denom = __builtin_sqrtf(vi) / bc2_sqrt + eps;
+    out_m[i] = mi;
+    out_v[i] = vi;
+    out_p[i] = p[i] * decay + neg_step * (mi / denom);
+  }
+}

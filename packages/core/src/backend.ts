@@ -14,7 +14,7 @@ import { guardWasmAllocations } from './memory';
 import { HOST, emitWarning, environmentVariable, loadOptionalModule } from './host';
 import { WEBGL_PACKAGE, WEBGPU_PACKAGE, activateWebGl, activateWebGpu, gpuBackendAvailable, type GpuInfo } from './gpu-backends';
 import { registerWasmKernels } from './wasm-kernels';
-import { gemmKernel, gemmThreadsWanted, loadSimdGemm, simdGemm, startGemmPool, type GemmKernel } from './simd-gemm';
+import { gemmKernel, gemmThreadsWanted, loadSimdGemm, setSimdModuleLoaded, simdGemm, startGemmPool, type GemmKernel } from './simd-gemm';
 import { installWasmMatMul, setFewRowsKernel, setWasmGemm, wasmGemmName, xnnpackGemm } from './wasm-matmul';
 import { prepareWasmThreads, wasmThreadsFromEnvironment } from './wasm-threads';
 
@@ -89,6 +89,7 @@ function selectWasmGemm(): boolean {
   else if (simdModule) setWasmGemm('simd', simdGemm);
   else setWasmGemm('xnnpack', xnnpackGemm);
   setFewRowsKernel(simdModule);
+  setSimdModuleLoaded(simdModule);
   return simdModule;
 }
 

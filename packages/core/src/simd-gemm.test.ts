@@ -14,11 +14,13 @@ import {
   loadSimdGemm,
   setParallelMinGemvWeights,
   setParallelMinMacs,
+  setSimdModuleLoaded,
   simdColumnSums,
   simdGemm,
   simdGemvT,
   startGemmPool,
   stopGemmPool,
+  wasmAdamWUpdate,
 } from './simd-gemm';
 import * as builds from './simd-gemm-module';
 import { GEMM_SOURCE_SHA256 } from './simd-gemm-module';
@@ -73,7 +75,7 @@ describe('the SIMD GEMM module', () => {
       const module = new wasm.Module(bytes);
       // It owns no memory: the only import is the backend's (or the pool's) heap.
       expect(wasm.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['column_sums', 'gemm', 'gemv_t', 'work_floats']);
+      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['adamw_update', 'column_sums', 'gemm', 'gemv_t', 'work_floats']);
     }
     // The shared builds accept only a shared memory, the private ones only a private memory.
     const shared = new wasm.Memory({ initial: 1, maximum: 1, shared: true });
@@ -283,6 +285,44 @@ describe('the SIMD GEMM module', () => {
       }
       tf.dispose([x, out]);
     }
+  });
+
+  it('AdamW update: bit for bit the float32 op-by-op update, SIMD groups and the tail, inputs untouched', () => {
+    const backend = tf.backend() as BackendWasm;
+    const f = Math.fround;
+    const scalars = { beta1: 0.9, beta2: 0.999, eps: 1e-8, decayFactor: 1 - 0.01 * 0.1, stepSize: 0.01 / (1 - 0.9 ** 3), biasCorrection2Sqrt: Math.sqrt(1 - 0.999 ** 3) };
+    for (const n of [1, 3, 4, 7, 1029]) {
+      const wave = (scale: number, phase: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.61 + phase) * scale);
+      const [p, g, m] = [wave(2, 0), wave(0.3, 1), wave(0.05, 2)];
+      const v = Float32Array.from(wave(0.01, 3), Math.abs);
+      const tensors = [p, g, m, v].map((values) => tf.tensor1d(values));
+      const outputs = wasmAdamWUpdate(backend, { param: tensors[0], grad: tensors[1], m: tensors[2], v: tensors[3] }, scalars)!;
+      expect(outputs).toHaveLength(3);
+      const [p2, m2, v2] = outputs.map((info) => backend.readSync(info.dataId) as Float32Array);
+      const [b1, b2, c1, c2] = [f(scalars.beta1), f(scalars.beta2), f(1 - f(scalars.beta1)), f(1 - f(scalars.beta2))];
+      for (let i = 0; i < n; i++) {
+        const mi = f(f(m[i] * b1) + f(c1 * g[i]));
+        const vi = f(f(v[i] * b2) + f(c2 * f(g[i] * g[i])));
+        const denominator = f(f(f(Math.sqrt(vi)) / f(scalars.biasCorrection2Sqrt)) + f(scalars.eps));
+        const pi = f(f(p[i] * f(scalars.decayFactor)) + f(f(-scalars.stepSize) * f(mi / denominator)));
+        expect([m2[i], v2[i], p2[i]]).toEqual([mi, vi, pi]);
+      }
+      tensors.forEach((t, i) => expect(Array.from(t.dataSync())).toEqual(Array.from([p, g, m, v][i])));
+      for (const info of outputs) backend.disposeData(info.dataId);
+      tf.dispose(tensors);
+    }
+  });
+
+  it('AdamW update: null (the caller keeps its own loop) where the SIMD module is not loaded', () => {
+    const backend = tf.backend() as BackendWasm;
+    const x = tf.ones([5]);
+    setSimdModuleLoaded(false);
+    try {
+      expect(wasmAdamWUpdate(backend, { param: x, grad: x, m: x, v: x }, { beta1: 0.9, beta2: 0.999, eps: 1e-8, decayFactor: 1, stepSize: 1, biasCorrection2Sqrt: 1 })).toBeNull();
+    } finally {
+      setSimdModuleLoaded(true);
+    }
+    x.dispose();
   });
 });
 

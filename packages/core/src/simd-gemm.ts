@@ -16,6 +16,7 @@ import { GemmPool, type GemmFunction, type SharedMemory } from './gemm-pool';
 import { hardwareThreads, mayBlock, sharedMemoryAvailable, startWorker } from './gemm-workers';
 import { environmentVariable } from './host';
 import { GEMM_RELAXED_SHARED_WASM_BASE64, GEMM_RELAXED_WASM_BASE64, GEMM_SIMD_SHARED_WASM_BASE64, GEMM_SIMD_WASM_BASE64 } from './simd-gemm-module';
+import type { tf } from './tfjs';
 import type { Gemm } from './wasm-matmul';
 
 interface GemmExports {
@@ -23,6 +24,7 @@ interface GemmExports {
   column_sums(x: number, rows: number, inner: number, out: number): void;
   gemv_t(m: number, n: number, k: number, a: number, lda: number, w: number, ldw: number, c: number, ldc: number): void;
   work_floats(): number;
+  adamw_update(n: number, p: number, g: number, m: number, v: number, outP: number, outM: number, outV: number, beta1: number, beta2: number, eps: number, decay: number, stepSize: number, bc2Sqrt: number): void;
 }
 
 interface SimdGemm {
@@ -184,6 +186,49 @@ export function gemvKeptBytes(backend: BackendWasm): number {
 /** Column sums of a `[rows, inner]` float32 block at byte `offset` into `[inner]` at `outOffset`. */
 export function simdColumnSums(backend: BackendWasm, offset: number, rows: number, inner: number, outOffset: number): void {
   instanceFor(backend).exports.column_sums(offset, rows, inner, outOffset);
+}
+
+/** The scalars of one AdamW update (see `adamw_update` in native/gemm.c). */
+export interface AdamWScalars {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** `1 - lr * weightDecay`, or 1 without decay. */
+  decayFactor: number;
+  /** `lr / (1 - beta1^t)`. */
+  stepSize: number;
+  /** `sqrt(1 - beta2^t)`. */
+  biasCorrection2Sqrt: number;
+}
+
+let simdModuleLoaded = false;
+
+/** Records whether the backend selection loaded the SIMD module (with or without a BLAS beside it). */
+export function setSimdModuleLoaded(loaded: boolean): void {
+  simdModuleLoaded = loaded;
+}
+
+type TensorInfo = tf.TensorInfo;
+
+/**
+ * One AdamW update of a float32 parameter on the wasm heap, in one SIMD pass (`adamw_update`):
+ * `[param, expAvg, expAvgSq]` as new outputs, or null where the SIMD module is not loaded
+ * (`MIE_SIMD_GEMM=0`, or it failed its self-check). The inputs are read, never written.
+ */
+export function wasmAdamWUpdate(backend: BackendWasm, inputs: { param: TensorInfo; grad: TensorInfo; m: TensorInfo; v: TensorInfo }, s: AdamWScalars): TensorInfo[] | null {
+  if (!simdModuleLoaded) return null;
+  const { param, grad, m, v } = inputs;
+  for (const info of [param, grad, m, v]) if (info.dtype !== 'float32') return null;
+  const found = instanceFor(backend);
+  const outputs = [0, 1, 2].map(() => backend.makeOutput(param.shape, 'float32'));
+  const offsets = (backend as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap;
+  const at = (info: TensorInfo) => offsets.get(info.dataId).memoryOffset;
+  const n = param.shape.reduce((a, b) => a * b, 1);
+  if (n > 0) {
+    found.exports.adamw_update(n, at(param), at(grad), at(m), at(v), at(outputs[0]), at(outputs[1]), at(outputs[2]),
+      s.beta1, s.beta2, s.eps, s.decayFactor, s.stepSize, s.biasCorrection2Sqrt);
+  }
+  return outputs;
 }
 
 /** Most threads `MIE_THREADS` may ask for. */

@@ -3,7 +3,7 @@
  * its new value and both moments, where the composed version runs ~15 tfjs ops (and pays the
  * engine's per-op overhead ~15 times) per parameter and step. Other backends use the composed ops.
  */
-import { environmentVariable, tf } from '@mie/core';
+import { environmentVariable, tf, wasmAdamWUpdate } from '@mie/core';
 
 export const ADAMW_KERNEL = 'MieAdamWUpdate';
 
@@ -22,7 +22,7 @@ export interface AdamWUpdateAttrs {
 
 type TensorInfo = tf.TensorInfo;
 
-/** The element loop, in double precision. */
+/** The element loop, in double precision (cpu, and wasm without the SIMD module). */
 function update(
   param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array,
   outParam: Float32Array, outM: Float32Array, outV: Float32Array, a: AdamWUpdateAttrs,
@@ -63,6 +63,9 @@ function cpuKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; 
 function wasmKernel({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo[] {
   const wasm = backend as WasmBackend;
   const { param, grad, m, v } = inputs as Record<string, TensorInfo>;
+  // The SIMD module's pass (float32, as PyTorch) where the backend loaded it; the loop below else.
+  const simd = wasmAdamWUpdate(backend as never, { param, grad, m, v }, attrs as unknown as AdamWUpdateAttrs);
+  if (simd) return simd;
   // Allocate first: allocation may grow the heap and stale earlier views.
   const outputs = [0, 1, 2].map(() => wasm.makeOutput(param.shape, 'float32'));
   const [p2, m2, v2] = outputs.map((o) => wasm.typedArrayFromHeap(o));
