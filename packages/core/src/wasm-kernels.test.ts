@@ -337,6 +337,42 @@ describe('faster wasm Identity and Sum kernels', () => {
     tf.dispose([strings, copy]);
   });
 
+  it('Cast to the same dtype shares memory safely; other casts still convert', async () => {
+    await setBackend('wasm');
+    const buffers = tf.engine().backend.numDataIds();
+    const x = tf.tensor2d([[1.5, -2.25], [3, 4]]);
+    const y = tf.cast(x, 'float32');
+    expect(tf.engine().backend.numDataIds()).toBe(buffers + 1); // no copy
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1.5, -2.25, 3, 4]);
+    const truncated = tf.cast(y, 'int32');
+    expect(truncated.dtype).toBe('int32');
+    expect(Array.from(truncated.dataSync())).toEqual([1, -2, 3, 4]);
+    const ints = tf.cast(truncated, 'int32');
+    const asBool = tf.cast(truncated, 'bool');
+    expect(Array.from(asBool.dataSync())).toEqual([1, 1, 1, 1]);
+    const wide = tf.tensor1d([0, 256, -512, 7], 'int32');
+    const wideBool = tf.cast(wide, 'bool'); // the stock kernel kept the low byte: [0, 0, 0, 7]
+    const halves = tf.tensor1d([0.5, 0, -0.25, -0]);
+    const halfBool = tf.cast(halves, 'bool');
+    expect([Array.from(wideBool.dataSync()), Array.from(halfBool.dataSync())]).toEqual([[0, 1, 1, 1], [1, 0, 1, 0]]);
+    tf.dispose([wide, wideBool, halves, halfBool]);
+    const back = tf.cast(asBool, 'float32');
+    expect(back.dtype).toBe('float32');
+    tf.dispose([y, truncated, asBool, back]);
+    expect(Array.from(ints.dataSync())).toEqual([1, -2, 3, 4]);
+    ints.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+    // The gradient of a product casts the other operand: values as before, no tensor left.
+    const tensors = tf.memory().numTensors;
+    const a = tf.tensor1d([1, 2, 3]);
+    const b = tf.tensor1d([4, 5, 6]);
+    const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(p, q)))([a, b]);
+    expect([Array.from(da.dataSync()), Array.from(db.dataSync())]).toEqual([[4, 5, 6], [1, 2, 3]]);
+    tf.dispose([a, b, da, db]);
+    expect(tf.memory().numTensors).toBe(tensors);
+  });
+
   const cases: Array<[number[], number | number[], boolean]> = [
     [[7, 5], 0, false],
     [[9, 3], 0, false], // rows in fours, then one left
@@ -374,8 +410,10 @@ describe('faster wasm Identity and Sum kernels', () => {
   });
 
   it('the stock kernels are kept for reference', () => {
-    const { identity, sum } = stockWasmKernels();
+    const { identity, sum, cast } = stockWasmKernels();
     expect(identity?.kernelName).toBe('Identity');
+    expect(cast?.kernelName).toBe('Cast');
+    expect(tf.getKernel('Cast', 'wasm')!.kernelFunc).not.toBe(cast!.kernelFunc);
     expect(sum?.kernelName).toBe('Sum');
     expect(tf.getKernel('Sum', 'wasm')!.kernelFunc).not.toBe(sum!.kernelFunc);
   });

@@ -2,7 +2,7 @@
  * Kernels the wasm backend lacks but training needs. Without `UnsortedSegmentSum` the gradient
  * of `gather` (every embedding) fails on wasm; `Einsum` has no wasm kernel at all.
  * Both are registered for the wasm backend when `@mie/core` is imported, with faster `Identity`,
- * leading-axes `Sum`, row `GatherV2` and in-place `Slice` kernels (`MIE_WASM_KERNELS=stock` keeps
+ * same-dtype `Cast`, leading-axes `Sum`, row `GatherV2` and in-place `Slice` kernels (`MIE_WASM_KERNELS=stock` keeps
  * the stock ones).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -109,6 +109,28 @@ function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Te
   if (x.dtype === 'string') return stockIdentity!.kernelFunc(args as never) as TensorInfo;
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/**
+ * Cast to the tensor's own dtype without a copy (the stock kernel copies): every Multiply
+ * gradient casts its other operand to float32, so a training step of the design's example model
+ * copied 258 float32 tensors (a dropout mask among them, 36 ms a step). Other casts convert;
+ * to bool as `x != 0`, which the stock kernel gets wrong.
+ */
+function cast(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): TensorInfo {
+  const { x } = args.inputs as { x: TensorInfo };
+  const dtype = (args.attrs as { dtype?: string } | undefined)?.dtype;
+  if (x.dtype === dtype) return identity(args);
+  if (dtype === 'bool' && (x.dtype === 'int32' || x.dtype === 'float32')) {
+    // The stock kernel copies the low byte (-2 became 254, 256 false); a cast to bool is x != 0.
+    const backend = args.backend as BackendWasm;
+    const zero = backend.makeOutput([], x.dtype);
+    backend.typedArrayFromHeap(zero).fill(0);
+    const out = runWasmKernel('NotEqual', backend, { a: x, b: zero });
+    backend.disposeData(zero.dataId);
+    return out;
+  }
+  return stockCast!.kernelFunc(args as never) as TensorInfo;
 }
 
 /**
@@ -252,6 +274,7 @@ function emptySafeTranspose(stock: tf.KernelFunc): tf.KernelFunc {
 
 let stockGather: tf.KernelConfig | undefined;
 let stockIdentity: tf.KernelConfig | undefined;
+let stockCast: tf.KernelConfig | undefined;
 let stockSum: tf.KernelConfig | undefined;
 let stockSlice: tf.KernelConfig | undefined;
 let registered = false;
@@ -278,14 +301,15 @@ export function registerWasmKernels(): void {
   stockSum = tf.getKernel('Sum', 'wasm');
   stockGather = tf.getKernel('GatherV2', 'wasm');
   stockSlice = tf.getKernel('Slice', 'wasm');
-  for (const [config, kernelFunc] of [[stockIdentity, identity], [stockSum, sum], [stockGather, gatherRows], [stockSlice, sliceInPlace]] as const) {
+  stockCast = tf.getKernel('Cast', 'wasm');
+  for (const [config, kernelFunc] of [[stockIdentity, identity], [stockSum, sum], [stockGather, gatherRows], [stockSlice, sliceInPlace], [stockCast, cast]] as const) {
     if (!config) continue;
     tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel({ ...config, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
 }
 
-/** The stock Identity, Sum, GatherV2 and Slice kernels, for reference comparisons in tests. */
-export function stockWasmKernels(): { identity?: tf.KernelConfig; sum?: tf.KernelConfig; gather?: tf.KernelConfig; slice?: tf.KernelConfig } {
-  return { identity: stockIdentity, sum: stockSum, gather: stockGather, slice: stockSlice };
+/** The stock Identity, Sum, GatherV2, Slice and Cast kernels, for reference comparisons in tests. */
+export function stockWasmKernels(): { identity?: tf.KernelConfig; sum?: tf.KernelConfig; gather?: tf.KernelConfig; slice?: tf.KernelConfig; cast?: tf.KernelConfig } {
+  return { identity: stockIdentity, sum: stockSum, gather: stockGather, slice: stockSlice, cast: stockCast };
 }
