@@ -278,3 +278,120 @@ void adamw_update(int n, const float *p, const float *g, const float *m, const f
     out_p[i] = p[i] * decay + neg_step * (mi / denom);
   }
 }
+
+/*
+ * e^x in four lanes for the softmax passes below: x = k ln2 + r with k = nearest(x log2 e) and
+ * |r| <= ln2 / 2 (Cody-Waite: ln2 in two parts), e^r by its Taylor series to r^7 (relative error
+ * below 1e-8 before rounding), times 2^k built in the exponent bits. Below -87.33 (float32's
+ * smallest normal) the result is 0, above 88 it is e^88; NaN stays NaN (wasm's min and max
+ * propagate it, and a saturating conversion makes k's bits harmless).
+ */
+static inline v128_t exp4(v128_t x) {
+  const v128_t lo = wasm_f32x4_splat(-87.33654f);
+  const v128_t under = wasm_f32x4_lt(x, lo);
+  x = wasm_f32x4_max(wasm_f32x4_min(x, wasm_f32x4_splat(88.0f)), lo);
+  const v128_t k = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(k, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(k, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t p = wasm_f32x4_splat(1.f / 5040.f);
+  p = MADD(wasm_f32x4_splat(1.f / 720.f), p, r);
+  p = MADD(wasm_f32x4_splat(1.f / 120.f), p, r);
+  p = MADD(wasm_f32x4_splat(1.f / 24.f), p, r);
+  p = MADD(wasm_f32x4_splat(1.f / 6.f), p, r);
+  p = MADD(wasm_f32x4_splat(0.5f), p, r);
+  p = MADD(wasm_f32x4_splat(1.f), p, r);
+  p = MADD(wasm_f32x4_splat(1.f), p, r);
+  const v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(k), wasm_i32x4_splat(127)), 23);
+  return wasm_v128_andnot(wasm_f32x4_mul(p, scale), under);
+}
+
+/* The last n (1..3) floats at p in lanes 0..n-1, fill in the others; reads nothing past p[n - 1]. */
+static inline v128_t load_tail(const float *p, int n, float fill) {
+  return wasm_f32x4_make(p[0], n > 1 ? p[1] : fill, n > 2 ? p[2] : fill, fill);
+}
+
+static inline v128_t max_lanes(v128_t v) {
+  v = wasm_f32x4_max(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  return wasm_f32x4_max(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+}
+
+static inline v128_t add_promoted(v128_t acc, v128_t v) {
+  return wasm_f64x2_add(acc, wasm_f64x2_add(wasm_f64x2_promote_low_f32x4(v), wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 2, 3))));
+}
+
+static inline double sum_f64_lanes(v128_t v) {
+  return wasm_f64x2_extract_lane(v, 0) + wasm_f64x2_extract_lane(v, 1);
+}
+
+/*
+ * Per row of a [rows, cols] float32 block (cols >= 1): its maximum, the sum of e^(x - max) and
+ * the sum of x, the two sums accumulated in float64 (a log-softmax's statistics: cross entropy's
+ * forward). A NaN anywhere in a row makes its maximum and sums NaN.
+ */
+EXPORT(row_exp_stats)
+void row_exp_stats(int rows, int cols, const float *x, float *out_max, float *out_sum_exp, float *out_sum) {
+  const float neg_inf = -__builtin_inff();
+  const int tail = cols & 3, body = cols - tail;
+  for (int r = 0; r < rows; r++) {
+    const float *row = x + (long)r * cols;
+    v128_t m0 = wasm_f32x4_splat(neg_inf), m1 = m0;
+    int j = 0;
+    for (; j + 8 <= body; j += 8) {
+      m0 = wasm_f32x4_max(m0, wasm_v128_load(row + j));
+      m1 = wasm_f32x4_max(m1, wasm_v128_load(row + j + 4));
+    }
+    for (; j < body; j += 4) m0 = wasm_f32x4_max(m0, wasm_v128_load(row + j));
+    if (tail) m1 = wasm_f32x4_max(m1, load_tail(row + body, tail, neg_inf));
+    const v128_t max = max_lanes(wasm_f32x4_max(m0, m1));
+    v128_t e0 = wasm_f64x2_splat(0.0), e1 = e0, s0 = e0, s1 = e0;
+    j = 0;
+    for (; j + 8 <= body; j += 8) {
+      const v128_t a = wasm_v128_load(row + j), b = wasm_v128_load(row + j + 4);
+      e0 = add_promoted(e0, exp4(wasm_f32x4_sub(a, max)));
+      e1 = add_promoted(e1, exp4(wasm_f32x4_sub(b, max)));
+      s0 = add_promoted(s0, a);
+      s1 = add_promoted(s1, b);
+    }
+    for (; j < body; j += 4) {
+      const v128_t a = wasm_v128_load(row + j);
+      e0 = add_promoted(e0, exp4(wasm_f32x4_sub(a, max)));
+      s0 = add_promoted(s0, a);
+    }
+    if (tail) {
+      /* Padding lanes: e^(x - max) of x = max is 1, so they are masked to 0 after the exponential. */
+      const v128_t a = load_tail(row + body, tail, 0.f);
+      const v128_t keep = wasm_i32x4_make(-1, tail > 1 ? -1 : 0, tail > 2 ? -1 : 0, 0);
+      e1 = add_promoted(e1, wasm_v128_and(exp4(wasm_f32x4_sub(a, max)), keep));
+      s1 = add_promoted(s1, a);
+    }
+    out_max[r] = wasm_f32x4_extract_lane(max, 0);
+    out_sum_exp[r] = (float)(sum_f64_lanes(e0) + sum_f64_lanes(e1));
+    out_sum[r] = (float)(sum_f64_lanes(s0) + sum_f64_lanes(s1));
+  }
+}
+
+/*
+ * out[r, j] = scale[r] * e^(x[r, j] - shift[r]) + offset[r] over a [rows, cols] float32 block:
+ * with shift the row's log-sum-exp, the softmax and its affine uses (cross entropy's gradient).
+ */
+EXPORT(exp_affine_rows)
+void exp_affine_rows(int rows, int cols, const float *x, const float *shift, const float *scale, const float *offset, float *out) {
+  const int tail = cols & 3, body = cols - tail;
+  for (int r = 0; r < rows; r++) {
+    const float *row = x + (long)r * cols;
+    float *dst = out + (long)r * cols;
+    const v128_t sh = wasm_f32x4_splat(shift[r]), sc = wasm_f32x4_splat(scale[r]), of = wasm_f32x4_splat(offset[r]);
+    int j = 0;
+    for (; j + 8 <= body; j += 8) {
+      wasm_v128_store(dst + j, MADD(of, sc, exp4(wasm_f32x4_sub(wasm_v128_load(row + j), sh))));
+      wasm_v128_store(dst + j + 4, MADD(of, sc, exp4(wasm_f32x4_sub(wasm_v128_load(row + j + 4), sh))));
+    }
+    for (; j < body; j += 4) wasm_v128_store(dst + j, MADD(of, sc, exp4(wasm_f32x4_sub(wasm_v128_load(row + j), sh))));
+    if (tail) {
+      const v128_t v = MADD(of, sc, exp4(wasm_f32x4_sub(load_tail(row + body, tail, 0.f), sh)));
+      dst[body] = wasm_f32x4_extract_lane(v, 0);
+      if (tail > 1) dst[body + 1] = wasm_f32x4_extract_lane(v, 1);
+      if (tail > 2) dst[body + 2] = wasm_f32x4_extract_lane(v, 2);
+    }
+  }
+}

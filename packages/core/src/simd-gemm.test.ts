@@ -21,6 +21,8 @@ import {
   startGemmPool,
   stopGemmPool,
   wasmAdamWUpdate,
+  wasmExpAffineRows,
+  wasmRowExpStats,
 } from './simd-gemm';
 import * as builds from './simd-gemm-module';
 import { GEMM_SOURCE_SHA256 } from './simd-gemm-module';
@@ -75,7 +77,7 @@ describe('the SIMD GEMM module', () => {
       const module = new wasm.Module(bytes);
       // It owns no memory: the only import is the backend's (or the pool's) heap.
       expect(wasm.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['adamw_update', 'column_sums', 'gemm', 'gemv_t', 'work_floats']);
+      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['adamw_update', 'column_sums', 'exp_affine_rows', 'gemm', 'gemv_t', 'row_exp_stats', 'work_floats']);
     }
     // The shared builds accept only a shared memory, the private ones only a private memory.
     const shared = new wasm.Memory({ initial: 1, maximum: 1, shared: true });
@@ -311,6 +313,72 @@ describe('the SIMD GEMM module', () => {
       for (const info of outputs) backend.disposeData(info.dataId);
       tf.dispose(tensors);
     }
+  });
+
+  it('row exp statistics: max, sum of e^(x - max) and sum per row against float64, every tail length, NaN and -Infinity', () => {
+    const backend = tf.backend() as BackendWasm;
+    for (const [rows, cols] of [[1, 1], [2, 3], [3, 5], [4, 7], [2, 8], [3, 13], [5, 1000], [2, 10003]]) {
+      const values = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.37) * 30 - (i % 7));
+      if (cols > 2) values[cols - 1] = -Infinity; // an exponential of exactly 0
+      if (rows > 2) values[2 * cols + cols - 1] = Number.NaN; // the third row's tail holds a NaN
+      const x = tf.tensor2d(values, [rows, cols]);
+      const stats = wasmRowExpStats(backend, x)!;
+      for (let r = 0; r < rows; r++) {
+        const row = Array.from(values.subarray(r * cols, (r + 1) * cols));
+        if (row.some(Number.isNaN)) {
+          expect([stats.max[r], stats.sumExp[r], stats.sum[r]].every(Number.isNaN)).toBe(true);
+          continue;
+        }
+        const max = Math.max(...row);
+        const sumExp = row.reduce((a, v) => a + Math.exp(v - max), 0);
+        const sum = row.reduce((a, v) => a + (v === -Infinity ? 0 : v), 0);
+        expect(stats.max[r]).toBe(max);
+        expect(Math.abs(stats.sumExp[r] - sumExp) / sumExp).toBeLessThan(3e-7);
+        if (!row.includes(-Infinity)) expect(Math.abs(stats.sum[r] - sum)).toBeLessThan(1e-6 * row.reduce((a, v) => a + Math.abs(v), 1));
+        else expect(stats.sum[r]).toBe(-Infinity);
+      }
+      x.dispose();
+    }
+  });
+
+  it('exp affine rows: scale e^(x - shift) + offset per row against float64, every tail length, underflow to offset', () => {
+    const backend = tf.backend() as BackendWasm;
+    for (const [rows, cols] of [[1, 1], [2, 2], [3, 3], [2, 4], [3, 9], [2, 1003]]) {
+      const values = Float32Array.from({ length: rows * cols }, (_, i) => Math.cos(i * 0.53) * 20 - (i % 11) * 10);
+      values[0] = -Infinity;
+      const shift = Float32Array.from({ length: rows }, (_, r) => 5 - r);
+      const scale = Float32Array.from({ length: rows }, (_, r) => 0.5 + r);
+      const offset = Float32Array.from({ length: rows }, (_, r) => -0.25 * r);
+      const x = tf.tensor2d(values, [rows, cols]);
+      const info = wasmExpAffineRows(backend, x, shift, scale, offset)!;
+      expect(info.shape).toEqual([rows, cols]);
+      const out = backend.readSync(info.dataId) as Float32Array;
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) {
+          // x - shift rounds to float32 first, as in every float32 softmax.
+          const term = scale[r] * Math.exp(Math.fround(values[r * cols + j] - shift[r]));
+          expect(Math.abs(out[r * cols + j] - (term + offset[r]))).toBeLessThanOrEqual(3e-7 * (Math.abs(term) + Math.abs(offset[r])) + 1e-37);
+        }
+      }
+      expect(() => wasmExpAffineRows(backend, x, shift.subarray(1), scale, offset)).toThrow(MieBackendError);
+      backend.disposeData(info.dataId);
+      x.dispose();
+    }
+  });
+
+  it('row passes: null where the SIMD module is not loaded or the tensor is empty', () => {
+    const backend = tf.backend() as BackendWasm;
+    const [x, empty] = [tf.ones([2, 5]), tf.ones([0, 5])];
+    expect(wasmRowExpStats(backend, empty)).toBeNull();
+    expect(wasmExpAffineRows(backend, empty, [], [], [])).toBeNull();
+    setSimdModuleLoaded(false);
+    try {
+      expect(wasmRowExpStats(backend, x)).toBeNull();
+      expect(wasmExpAffineRows(backend, x, [0, 0], [1, 1], [0, 0])).toBeNull();
+    } finally {
+      setSimdModuleLoaded(true);
+    }
+    tf.dispose([x, empty]);
   });
 
   it('AdamW update: null (the caller keeps its own loop) where the SIMD module is not loaded', () => {

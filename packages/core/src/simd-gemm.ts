@@ -24,6 +24,8 @@ interface GemmExports {
   column_sums(x: number, rows: number, inner: number, out: number): void;
   gemv_t(m: number, n: number, k: number, a: number, lda: number, w: number, ldw: number, c: number, ldc: number): void;
   work_floats(): number;
+  row_exp_stats(rows: number, cols: number, x: number, outMax: number, outSumExp: number, outSum: number): void;
+  exp_affine_rows(rows: number, cols: number, x: number, shift: number, scale: number, offset: number, out: number): void;
   adamw_update(n: number, p: number, g: number, m: number, v: number, outP: number, outM: number, outV: number, beta1: number, beta2: number, eps: number, decay: number, stepSize: number, bc2Sqrt: number): void;
 }
 
@@ -221,14 +223,77 @@ export function wasmAdamWUpdate(backend: BackendWasm, inputs: { param: TensorInf
   for (const info of [param, grad, m, v]) if (info.dtype !== 'float32') return null;
   const found = instanceFor(backend);
   const outputs = [0, 1, 2].map(() => backend.makeOutput(param.shape, 'float32'));
-  const offsets = (backend as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap;
-  const at = (info: TensorInfo) => offsets.get(info.dataId).memoryOffset;
+  const at = (info: TensorInfo) => heapOffset(backend, info);
   const n = param.shape.reduce((a, b) => a * b, 1);
   if (n > 0) {
     found.exports.adamw_update(n, at(param), at(grad), at(m), at(v), at(outputs[0]), at(outputs[1]), at(outputs[2]),
       s.beta1, s.beta2, s.eps, s.decayFactor, s.stepSize, s.biasCorrection2Sqrt);
   }
   return outputs;
+}
+
+/** Byte offset of a tensor's data on the wasm heap. */
+function heapOffset(backend: BackendWasm, info: TensorInfo): number {
+  return (backend as unknown as { dataIdMap: { get(id: unknown): { memoryOffset: number } } }).dataIdMap.get(info.dataId).memoryOffset;
+}
+
+/** A `[rows, cols]` float32 view of `x` for the row passes, or null where they do not apply. */
+function rowBlock(x: TensorInfo): { rows: number; cols: number } | null {
+  if (!simdModuleLoaded || x.dtype !== 'float32' || x.shape.length === 0) return null;
+  const cols = x.shape[x.shape.length - 1];
+  const rows = cols === 0 ? 0 : x.shape.reduce((a, b) => a * b, 1) / cols;
+  return cols === 0 || rows === 0 ? null : { rows, cols };
+}
+
+/**
+ * Log-softmax statistics of every row of the last axis of a float32 tensor on the wasm heap, in
+ * one SIMD pass (`row_exp_stats`): `{ max, sumExp, sum }` per row (`sumExp` the sum of
+ * `e^(x - max)`, both sums accumulated in float64), or null where the SIMD module is not loaded
+ * or `x` is empty. Reads `x` only.
+ */
+export function wasmRowExpStats(backend: BackendWasm, x: TensorInfo): { max: Float32Array; sumExp: Float32Array; sum: Float32Array } | null {
+  const block = rowBlock(x);
+  if (block === null) return null;
+  const { rows, cols } = block;
+  const found = instanceFor(backend);
+  const scratch = backend.makeOutput([3 * rows], 'float32');
+  try {
+    const base = heapOffset(backend, scratch);
+    found.exports.row_exp_stats(rows, cols, heapOffset(backend, x), base, base + 4 * rows, base + 8 * rows);
+    const stats = (backend.typedArrayFromHeap(scratch) as Float32Array).slice();
+    return { max: stats.subarray(0, rows), sumExp: stats.subarray(rows, 2 * rows), sum: stats.subarray(2 * rows) };
+  } finally {
+    backend.disposeData(scratch.dataId);
+  }
+}
+
+/**
+ * `scale[r] * e^(x[r, j] - shift[r]) + offset[r]` over the rows of the last axis of a float32
+ * tensor on the wasm heap, in one SIMD pass (`exp_affine_rows`), as a new output of `x`'s
+ * shape; null where the SIMD module is not loaded or `x` is empty. With `shift` a row's
+ * log-sum-exp this is its softmax, scaled and offset (cross entropy's gradient).
+ */
+export function wasmExpAffineRows(backend: BackendWasm, x: TensorInfo, shift: ArrayLike<number>, scale: ArrayLike<number>, offset: ArrayLike<number>): TensorInfo | null {
+  const block = rowBlock(x);
+  if (block === null) return null;
+  const { rows, cols } = block;
+  for (const values of [shift, scale, offset]) {
+    if (values.length !== rows) throw new MieBackendError(`wasmExpAffineRows: row parameters must have ${rows} entries; received ${values.length}`);
+  }
+  const found = instanceFor(backend);
+  const out = backend.makeOutput(x.shape, 'float32');
+  const scratch = backend.makeOutput([3 * rows], 'float32');
+  try {
+    const params = backend.typedArrayFromHeap(scratch) as Float32Array;
+    params.set(shift, 0);
+    params.set(scale, rows);
+    params.set(offset, 2 * rows);
+    const base = heapOffset(backend, scratch);
+    found.exports.exp_affine_rows(rows, cols, heapOffset(backend, x), base, base + 4 * rows, base + 8 * rows, heapOffset(backend, out));
+  } finally {
+    backend.disposeData(scratch.dataId);
+  }
+  return out;
 }
 
 /** Most threads `MIE_THREADS` may ask for. */
