@@ -1,4 +1,5 @@
-import { MieConfigError, MieShapeError, checkOptions, describeValue, errorMessage, hostValues, tf } from '@mie/core';
+import { MieConfigError, MieShapeError, checkOptions, describeValue, errorMessage, fusedKernelAvailable, hostValues, tf } from '@mie/core';
+import { CROSS_ENTROPY_KERNEL, fusedCrossEntropy, fusedCrossEntropyApplies } from './fused-cross-entropy';
 
 /** How {@link crossEntropyLoss} reduces the per-target losses. */
 export type LossReduction = 'mean' | 'sum' | 'none';
@@ -27,7 +28,8 @@ const NAME = 'crossEntropyLoss';
  * Cross-entropy between `logits [..., C]` (float32) and class ids `targets [...]` (int32), with
  * the semantics of `torch.nn.functional.cross_entropy(logits, targets, ignore_index,
  * label_smoothing, reduction)` (classes last here, second in PyTorch). Computed from
- * `logSoftmax`, so it is stable for large logits, and differentiable with respect to `logits`.
+ * each row's log-sum-exp (one fused kernel forward and one backward on cpu and wasm, the
+ * `logSoftmax` composition elsewhere), so it is stable for large logits, and differentiable with respect to `logits`.
  * A target outside `[0, C)` other than `ignoreIndex` is a `MieShapeError` naming it, where the
  * targets' values are in host memory (always on cpu, wasm and tensorflow; on webgl and webgpu,
  * targets built from JavaScript values and not yet used by an op); targets held only on a GPU are
@@ -67,6 +69,17 @@ export function crossEntropyLoss(logits: tf.Tensor, targets: tf.Tensor, options:
         `${NAME}: targets must be class ids in [0, ${numClasses}) or ignoreIndex (${ignoreIndex}). Received: ${id} at flat position ${i}.`,
       );
     }
+  }
+  if (ids !== null && fusedCrossEntropyApplies(logits) && fusedKernelAvailable(CROSS_ENTROPY_KERNEL)) {
+    // One kernel forward and one backward on cpu and wasm (fused-cross-entropy.ts).
+    let kept = 0;
+    for (let i = 0; i < ids.length; i++) if (ids[i] !== ignoreIndex) kept++;
+    return tf.tidy(() => {
+      const perTarget = fusedCrossEntropy(logits, targets, { ignoreIndex, labelSmoothing });
+      if (reduction === 'none') return perTarget;
+      const total = tf.sum(perTarget);
+      return reduction === 'sum' ? total : tf.div(total, tf.scalar(kept));
+    });
   }
   return tf.tidy(() => {
     const logProbabilities = tf.logSoftmax(logits, -1); // [..., C]
