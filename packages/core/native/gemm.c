@@ -395,3 +395,113 @@ void exp_affine_rows(int rows, int cols, const float *x, const float *shift, con
     }
   }
 }
+
+/* v (four float32 lanes) squared and summed into two float64 lanes of acc. */
+static inline v128_t add_squares_promoted(v128_t acc, v128_t v) {
+  const v128_t lo = wasm_f64x2_promote_low_f32x4(v), hi = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 2, 3));
+  return wasm_f64x2_add(acc, wasm_f64x2_add(wasm_f64x2_mul(lo, lo), wasm_f64x2_mul(hi, hi)));
+}
+
+/*
+ * Layer normalisation of each row of n features (PyTorch's): the mean, then the biased variance
+ * of the centred row (two passes, sums in float64), rstd = 1 / sqrt(var + eps), and
+ * y = (x - mean) * rstd * w + b; writes mean and rstd per row for the backward.
+ */
+EXPORT(layer_norm_rows)
+void layer_norm_rows(int rows, int n, const float *x, const float *w, const float *b, float eps, float *y, float *mean, float *rstd) {
+  const int tail = n & 3, body = n - tail;
+  for (int r = 0; r < rows; r++) {
+    const float *row = x + (long)r * n;
+    float *out = y + (long)r * n;
+    v128_t s0 = wasm_f64x2_splat(0.0), s1 = s0;
+    int j = 0;
+    for (; j + 8 <= body; j += 8) {
+      s0 = add_promoted(s0, wasm_v128_load(row + j));
+      s1 = add_promoted(s1, wasm_v128_load(row + j + 4));
+    }
+    for (; j < body; j += 4) s0 = add_promoted(s0, wasm_v128_load(row + j));
+    double sum = sum_f64_lanes(s0) + sum_f64_lanes(s1);
+    for (j = body; j < n; j++) sum += row[j];
+    /* The mean as float32 hi + lo: (x - hi) is exact near the mean, so a row far from zero
+     * (mean 1e4, spread 1e-2) keeps its deviations. */
+    const double md = sum / n;
+    const float m = (float)md, ml = (float)(md - (double)m);
+    const v128_t vm = wasm_f32x4_splat(m), vl = wasm_f32x4_splat(ml);
+    v128_t q0 = wasm_f64x2_splat(0.0), q1 = q0;
+    for (j = 0; j + 8 <= body; j += 8) {
+      q0 = add_squares_promoted(q0, wasm_f32x4_sub(wasm_f32x4_sub(wasm_v128_load(row + j), vm), vl));
+      q1 = add_squares_promoted(q1, wasm_f32x4_sub(wasm_f32x4_sub(wasm_v128_load(row + j + 4), vm), vl));
+    }
+    for (; j < body; j += 4) q0 = add_squares_promoted(q0, wasm_f32x4_sub(wasm_f32x4_sub(wasm_v128_load(row + j), vm), vl));
+    double squares = sum_f64_lanes(q0) + sum_f64_lanes(q1);
+    for (j = body; j < n; j++) {
+      const double d = (double)((row[j] - m) - ml);
+      squares += d * d;
+    }
+    const float s = (float)(1.0 / __builtin_sqrt(squares / n + (double)eps));
+    const v128_t vs = wasm_f32x4_splat(s);
+    for (j = 0; j < body; j += 4) {
+      const v128_t normalised = wasm_f32x4_mul(wasm_f32x4_sub(wasm_f32x4_sub(wasm_v128_load(row + j), vm), vl), vs);
+      wasm_v128_store(out + j, MADD(wasm_v128_load(b + j), normalised, wasm_v128_load(w + j)));
+    }
+    for (j = body; j < n; j++) out[j] = ((row[j] - m) - ml) * s * w[j] + b[j];
+    mean[r] = m;
+    rstd[r] = s;
+  }
+}
+
+/*
+ * The backward of layer_norm_rows. With xc = x - mean, e = dy * w, per row:
+ *   dx = rstd * (e - mean(e) - xc * rstd^2 * mean(e * xc)),
+ * and over the rows dw = sum(dy * xc * rstd), db = sum(dy). Row sums and the column sums (acc:
+ * 2n float64, dw's then db's, 8-byte aligned scratch) are accumulated in float64.
+ */
+EXPORT(layer_norm_grad_rows)
+void layer_norm_grad_rows(int rows, int n, const float *dy, const float *x, const float *w, const float *mean, const float *rstd,
+                          float *dx, double *acc, float *dw, float *db) {
+  const int tail = n & 3, body = n - tail;
+  double *acc_w = acc, *acc_b = acc + n;
+  for (int j = 0; j < 2 * n; j++) acc[j] = 0.0;
+  for (int r = 0; r < rows; r++) {
+    const float *g = dy + (long)r * n, *row = x + (long)r * n;
+    float *out = dx + (long)r * n;
+    const float m = mean[r], s = rstd[r];
+    const v128_t vm = wasm_f32x4_splat(m), vs = wasm_f32x4_splat(s);
+    v128_t e0 = wasm_f64x2_splat(0.0), h0 = e0;
+    int j = 0;
+    for (; j < body; j += 4) {
+      const v128_t e = wasm_f32x4_mul(wasm_v128_load(g + j), wasm_v128_load(w + j));
+      e0 = add_promoted(e0, e);
+      h0 = add_promoted(h0, wasm_f32x4_mul(e, wasm_f32x4_sub(wasm_v128_load(row + j), vm)));
+    }
+    double esum = sum_f64_lanes(e0), hsum = sum_f64_lanes(h0);
+    for (j = body; j < n; j++) {
+      const float e = g[j] * w[j];
+      esum += e;
+      hsum += e * (row[j] - m);
+    }
+    const float a = (float)(esum / n), c = (float)(hsum / n * s * s);
+    const v128_t va = wasm_f32x4_splat(a), vc = wasm_f32x4_splat(c);
+    for (j = 0; j < body; j += 4) {
+      const v128_t d = wasm_v128_load(g + j);
+      const v128_t xc = wasm_f32x4_sub(wasm_v128_load(row + j), vm);
+      const v128_t inner = wasm_f32x4_sub(wasm_f32x4_sub(wasm_f32x4_mul(d, wasm_v128_load(w + j)), va), wasm_f32x4_mul(xc, vc));
+      wasm_v128_store(out + j, wasm_f32x4_mul(vs, inner));
+      const v128_t dxhat = wasm_f32x4_mul(d, wasm_f32x4_mul(xc, vs));
+      wasm_v128_store(acc_w + j, wasm_f64x2_add(wasm_v128_load(acc_w + j), wasm_f64x2_promote_low_f32x4(dxhat)));
+      wasm_v128_store(acc_w + j + 2, wasm_f64x2_add(wasm_v128_load(acc_w + j + 2), wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(dxhat, dxhat, 2, 3, 2, 3))));
+      wasm_v128_store(acc_b + j, wasm_f64x2_add(wasm_v128_load(acc_b + j), wasm_f64x2_promote_low_f32x4(d)));
+      wasm_v128_store(acc_b + j + 2, wasm_f64x2_add(wasm_v128_load(acc_b + j + 2), wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(d, d, 2, 3, 2, 3))));
+    }
+    for (j = body; j < n; j++) {
+      const float d = g[j], xc = row[j] - m;
+      out[j] = s * (d * w[j] - a - xc * c);
+      acc_w[j] += d * (xc * s);
+      acc_b[j] += d;
+    }
+  }
+  for (int j = 0; j < n; j++) {
+    dw[j] = (float)acc_w[j];
+    db[j] = (float)acc_b[j];
+  }
+}

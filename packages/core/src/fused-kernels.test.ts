@@ -64,6 +64,40 @@ describe.each(FUSED_KERNEL_BACKENDS)('fused kernels on %s', (backend) => {
     expect(withFusedKernels('0', () => fusedKernelAvailable('MieTestSmallOnWasm', 1))).toBe(false);
   });
 
+  it('is used by default where its defaultWhen holds, and runs wasmCompute on wasm unless it declines', () => {
+    const name = `MieTestAccelerated_${backend}`; // one registration per block: the first is kept
+    let accelerated = false;
+    let wasmCalls = 0;
+    registerFusedKernel<{ scale: number }>({
+      ...affineRowSum,
+      kernelName: name,
+      defaultBackends: ['cpu'],
+      defaultWhen: { wasm: () => accelerated },
+      wasmCompute(wasmBackend, { x }, [y, sums], { scale }) {
+        wasmCalls++;
+        if (!accelerated) return false;
+        const values = wasmBackend.typedArrayFromHeap(x) as Float32Array;
+        (wasmBackend.typedArrayFromHeap(y) as Float32Array).set(values.map((v) => scale * v + 1000));
+        (wasmBackend.typedArrayFromHeap(sums) as Float32Array).fill(-1);
+        return true;
+      },
+    });
+    const x = tf.tensor2d([[1, 2], [3, 4]]);
+    const run = () => runFusedKernel(name, { x }, { scale: 2 }).map((t) => {
+      const values = Array.from(t.dataSync());
+      t.dispose();
+      return values;
+    });
+    expect(withFusedKernels(undefined, () => fusedKernelAvailable(name))).toBe(backend === 'cpu');
+    expect(run()).toEqual([[2, 4, 6, 8], [3, 7]]); // declined on wasm (or cpu): compute ran
+    accelerated = true;
+    expect(withFusedKernels(undefined, () => fusedKernelAvailable(name))).toBe(true);
+    expect(withFusedKernels('0', () => fusedKernelAvailable(name))).toBe(false);
+    expect(run()).toEqual(backend === 'wasm' ? [[1002, 1004, 1006, 1008], [-1, -1]] : [[2, 4, 6, 8], [3, 7]]);
+    expect(wasmCalls).toBe(backend === 'wasm' ? 2 : 0);
+    x.dispose();
+  });
+
   it('is idempotent: registering again keeps the first kernel', () => {
     const first = tf.getKernel(KERNEL, backend)!.kernelFunc;
     registerFusedKernel(affineRowSum);

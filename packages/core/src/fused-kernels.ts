@@ -47,12 +47,25 @@ export interface FusedKernel<Attrs extends object = Record<string, unknown>> {
    * wins on small tensors (a decoding step's rows) and loses on large ones.
    */
   defaultUpToElements?: Partial<Record<(typeof FUSED_KERNEL_BACKENDS)[number], number>>;
+  /**
+   * Per backend outside `defaultBackends`: callers use the kernel by default whenever this
+   * returns true (wasm with the SIMD module loaded, where {@link FusedKernel.wasmCompute} runs).
+   */
+  defaultWhen?: Partial<Record<(typeof FUSED_KERNEL_BACKENDS)[number], () => boolean>>;
+  /**
+   * On wasm, a faster computation over the heap (the SIMD module's passes), called with the
+   * inputs' and the freshly allocated outputs' tensor infos; it returns false, writing nothing,
+   * where it does not apply, and `compute` runs instead.
+   */
+  wasmCompute?(backend: BackendWasm, inputs: Record<string, tf.TensorInfo>, outputs: tf.TensorInfo[], attrs: Attrs): boolean;
 }
 
 /** Each registered kernel's {@link FusedKernel.defaultBackends}. */
 const defaultBackends = new Map<string, ReadonlyArray<string>>();
 /** Each registered kernel's {@link FusedKernel.defaultUpToElements}. */
 const defaultUpToElements = new Map<string, Partial<Record<string, number>>>();
+/** Each registered kernel's {@link FusedKernel.defaultWhen}. */
+const defaultWhen = new Map<string, Partial<Record<string, () => boolean>>>();
 
 /** What a tfjs kernel function receives. */
 interface KernelArgs {
@@ -82,6 +95,11 @@ function wasmKernelFunc<Attrs extends object>(kernel: FusedKernel<Attrs>): tf.Ke
     checkFloat32(kernel.kernelName, inputs);
     const shapes = shapesOf(inputs);
     const outputs = kernel.outputShapes(shapes, (attrs ?? {}) as Attrs).map((shape) => wasm.makeOutput(shape, 'float32'));
+    if (kernel.wasmCompute) {
+      const infos: Record<string, tf.TensorInfo> = {};
+      for (const [name, info] of Object.entries(inputs)) if (info !== undefined && info !== null) infos[name] = info;
+      if (kernel.wasmCompute(wasm, infos, outputs, (attrs ?? {}) as Attrs)) return outputs;
+    }
     // Views only after every allocation: an allocation can grow the heap and so replace its buffer.
     const values: Record<string, Float32Array> = {};
     for (const [name, info] of Object.entries(inputs)) if (info !== undefined && info !== null) values[name] = wasm.typedArrayFromHeap(info) as Float32Array;
@@ -115,6 +133,7 @@ export function registerFusedKernel<Attrs extends object>(kernel: FusedKernel<At
   if (!defaultBackends.has(kernel.kernelName)) {
     defaultBackends.set(kernel.kernelName, kernel.defaultBackends ?? FUSED_KERNEL_BACKENDS);
     defaultUpToElements.set(kernel.kernelName, { ...kernel.defaultUpToElements });
+    defaultWhen.set(kernel.kernelName, { ...kernel.defaultWhen });
   }
   for (const backendName of FUSED_KERNEL_BACKENDS) {
     if (!tf.getKernel(kernel.kernelName, backendName)) tf.registerKernel({ kernelName: kernel.kernelName, backendName, kernelFunc: kernelFuncs[backendName] });
@@ -123,8 +142,8 @@ export function registerFusedKernel<Attrs extends object>(kernel: FusedKernel<At
 
 /**
  * Whether the fused kernel `kernelName` runs on the current backend: it is registered there (cpu
- * and wasm), the backend is one of its `defaultBackends` (or its input of `elements` elements is
- * within the backend's `defaultUpToElements`, or `MIE_FUSED_KERNELS=all`), and
+ * and wasm), the backend is one of its `defaultBackends` (or its `defaultWhen` holds, or its input
+ * of `elements` elements is within the backend's `defaultUpToElements`, or `MIE_FUSED_KERNELS=all`), and
  * `MIE_FUSED_KERNELS` is not `0`. Callers use the tfjs composition otherwise.
  */
 export function fusedKernelAvailable(kernelName: string, elements?: number): boolean {
@@ -133,6 +152,7 @@ export function fusedKernelAvailable(kernelName: string, elements?: number): boo
   const backend = tf.getBackend();
   if (tf.getKernel(kernelName, backend) === undefined) return false;
   if (setting === 'all' || (defaultBackends.get(kernelName) ?? FUSED_KERNEL_BACKENDS).includes(backend)) return true;
+  if (defaultWhen.get(kernelName)?.[backend]?.() === true) return true;
   const limit = defaultUpToElements.get(kernelName)?.[backend];
   return limit !== undefined && elements !== undefined && elements <= limit;
 }

@@ -22,7 +22,7 @@ export {
 } from './backend';
 export type { GpuInfo } from './gpu-backends';
 export type { GemmKernel } from './simd-gemm';
-export { wasmAdamWUpdate, wasmExpAffineRows, wasmRowExpStats, type AdamWScalars } from './simd-gemm';
+export { simdPassesAvailable, wasmAdamWUpdate, wasmExpAffineRows, wasmLayerNorm, wasmLayerNormGrad, wasmRowExpStats, type AdamWScalars } from './simd-gemm';
 export { registerWasmKernels } from './wasm-kernels';
 export { registerFusedKernel, fusedKernelAvailable, runFusedKernel, FUSED_KERNEL_BACKENDS, type FusedKernel } from './fused-kernels';
 /**

@@ -22,6 +22,8 @@ import {
   stopGemmPool,
   wasmAdamWUpdate,
   wasmExpAffineRows,
+  wasmLayerNorm,
+  wasmLayerNormGrad,
   wasmRowExpStats,
 } from './simd-gemm';
 import * as builds from './simd-gemm-module';
@@ -77,7 +79,7 @@ describe('the SIMD GEMM module', () => {
       const module = new wasm.Module(bytes);
       // It owns no memory: the only import is the backend's (or the pool's) heap.
       expect(wasm.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['adamw_update', 'column_sums', 'exp_affine_rows', 'gemm', 'gemv_t', 'row_exp_stats', 'work_floats']);
+      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['adamw_update', 'column_sums', 'exp_affine_rows', 'gemm', 'gemv_t', 'layer_norm_grad_rows', 'layer_norm_rows', 'row_exp_stats', 'work_floats']);
     }
     // The shared builds accept only a shared memory, the private ones only a private memory.
     const shared = new wasm.Memory({ initial: 1, maximum: 1, shared: true });
@@ -366,7 +368,54 @@ describe('the SIMD GEMM module', () => {
     }
   });
 
-  it('row passes: null where the SIMD module is not loaded or the tensor is empty', () => {
+  it('layer norm forward and backward against float64, every tail length; rows far from zero', () => {
+    const backend = tf.backend() as BackendWasm;
+    const cases: Array<[number, number, boolean]> = [[1, 1, false], [2, 3, false], [3, 6, false], [5, 8, false], [4, 13, false], [3, 512, false], [2, 1027, false], [3, 64, true], [2, 7, true]];
+    for (const [rows, n, far] of cases) {
+      // Far from zero (mean 1e4, spread 1e-2) the forward must keep the deviations.
+      const x = Float32Array.from({ length: rows * n }, (_, i) => (far ? 1e4 + 1e-2 * Math.sin(i * 1.7) : Math.sin(i * 0.71) * 3 + (i % 5) * 0.2));
+      const w = Float32Array.from({ length: n }, (_, j) => 0.5 + j / n);
+      const b = Float32Array.from({ length: n }, (_, j) => 0.3 - j / (2 * n));
+      const dy = Float32Array.from({ length: rows * n }, (_, i) => Math.cos(i * 0.37));
+      const eps = 1e-5;
+      const [tx, tw, tb, tdy] = [tf.tensor2d(x, [rows, n]), tf.tensor1d(w), tf.tensor1d(b), tf.tensor2d(dy, [rows, n])];
+      const y = backend.makeOutput([rows, n], 'float32');
+      const mean = backend.makeOutput([rows], 'float32');
+      const rstd = backend.makeOutput([rows], 'float32');
+      expect(wasmLayerNorm(backend, { x: tx, weight: tw, bias: tb }, { y, mean, rstd }, eps)).toBe(true);
+      const dx = backend.makeOutput([rows, n], 'float32');
+      const dweight = backend.makeOutput([n], 'float32');
+      const dbias = backend.makeOutput([n], 'float32');
+      expect(wasmLayerNormGrad(backend, { dy: tdy, x: tx, weight: tw, mean, rstd }, { dx, dweight, dbias })).toBe(true);
+      const read = (info: tf.TensorInfo) => backend.readSync(info.dataId) as Float32Array;
+      const [gy, gdx, gdw, gdb] = [read(y), read(dx), read(dweight), read(dbias)];
+      const refDw = new Float64Array(n);
+      const refDb = new Float64Array(n);
+      for (let r = 0; r < rows; r++) {
+        const row = Array.from(x.subarray(r * n, (r + 1) * n));
+        const m = row.reduce((a, v) => a + v, 0) / n;
+        const s = 1 / Math.sqrt(row.reduce((a, v) => a + (v - m) ** 2, 0) / n + eps);
+        const xhat = row.map((v) => (v - m) * s);
+        const e = xhat.map((_, j) => dy[r * n + j] * w[j]);
+        const meanE = e.reduce((a, v) => a + v, 0) / n;
+        const meanEX = e.reduce((a, v, j) => a + v * xhat[j], 0) / n;
+        for (let j = 0; j < n; j++) {
+          expect(Math.abs(gy[r * n + j] - (xhat[j] * w[j] + b[j]))).toBeLessThan(2e-5 * (1 + Math.abs(xhat[j])));
+          if (!far) expect(Math.abs(gdx[r * n + j] - s * (e[j] - meanE - xhat[j] * meanEX))).toBeLessThan(2e-5 * s * (1 + Math.abs(e[j])));
+          refDw[j] += dy[r * n + j] * xhat[j];
+          refDb[j] += dy[r * n + j];
+        }
+      }
+      for (let j = 0; j < n; j++) {
+        if (!far) expect(Math.abs(gdw[j] - refDw[j])).toBeLessThan(1e-5 * (1 + Math.abs(refDw[j])));
+        expect(Math.abs(gdb[j] - refDb[j])).toBeLessThan(1e-6 * (1 + Math.abs(refDb[j])));
+      }
+      for (const info of [y, mean, rstd, dx, dweight, dbias]) backend.disposeData(info.dataId);
+      tf.dispose([tx, tw, tb, tdy]);
+    }
+  });
+
+  it('row passes: null (or false) where the SIMD module is not loaded or the tensor is empty', () => {
     const backend = tf.backend() as BackendWasm;
     const [x, empty] = [tf.ones([2, 5]), tf.ones([0, 5])];
     expect(wasmRowExpStats(backend, empty)).toBeNull();
@@ -375,6 +424,9 @@ describe('the SIMD GEMM module', () => {
     try {
       expect(wasmRowExpStats(backend, x)).toBeNull();
       expect(wasmExpAffineRows(backend, x, [0, 0], [1, 1], [0, 0])).toBeNull();
+      const out = { y: x, mean: x, rstd: x };
+      expect(wasmLayerNorm(backend, { x, weight: x, bias: x }, out, 1e-5)).toBe(false);
+      expect(wasmLayerNormGrad(backend, { dy: x, x, weight: x, mean: x, rstd: x }, { dx: x, dweight: x, dbias: x })).toBe(false);
     } finally {
       setSimdModuleLoaded(true);
     }

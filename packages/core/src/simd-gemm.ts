@@ -26,6 +26,8 @@ interface GemmExports {
   work_floats(): number;
   row_exp_stats(rows: number, cols: number, x: number, outMax: number, outSumExp: number, outSum: number): void;
   exp_affine_rows(rows: number, cols: number, x: number, shift: number, scale: number, offset: number, out: number): void;
+  layer_norm_rows(rows: number, n: number, x: number, w: number, b: number, eps: number, y: number, mean: number, rstd: number): void;
+  layer_norm_grad_rows(rows: number, n: number, dy: number, x: number, w: number, mean: number, rstd: number, dx: number, acc: number, dw: number, db: number): void;
   adamw_update(n: number, p: number, g: number, m: number, v: number, outP: number, outM: number, outV: number, beta1: number, beta2: number, eps: number, decay: number, stepSize: number, bc2Sqrt: number): void;
 }
 
@@ -294,6 +296,49 @@ export function wasmExpAffineRows(backend: BackendWasm, x: TensorInfo, shift: Ar
     backend.disposeData(scratch.dataId);
   }
   return out;
+}
+
+/** Whether the SIMD module's passes (AdamW, row statistics, layer norm) run on the wasm backend. */
+export function simdPassesAvailable(): boolean {
+  return simdModuleLoaded;
+}
+
+/**
+ * Layer normalisation over the last axis on the wasm heap, in one SIMD pass per row
+ * (`layer_norm_rows`, PyTorch's numerics: two-pass mean and biased variance in float64): writes
+ * `y`, `mean` and `rstd` (allocated by the caller: `x`'s shape, and one value per row). False,
+ * writing nothing, where the SIMD module is not loaded or a tensor is not float32.
+ */
+export function wasmLayerNorm(
+  backend: BackendWasm, inputs: { x: TensorInfo; weight: TensorInfo; bias: TensorInfo }, outputs: { y: TensorInfo; mean: TensorInfo; rstd: TensorInfo }, eps: number,
+): boolean {
+  const { x, weight, bias } = inputs;
+  const block = rowBlock(x);
+  if (block === null || weight.dtype !== 'float32' || bias.dtype !== 'float32') return false;
+  const at = (info: TensorInfo) => heapOffset(backend, info);
+  instanceFor(backend).exports.layer_norm_rows(block.rows, block.cols, at(x), at(weight), at(bias), eps, at(outputs.y), at(outputs.mean), at(outputs.rstd));
+  return true;
+}
+
+/**
+ * The backward of {@link wasmLayerNorm} on the wasm heap (`layer_norm_grad_rows`): writes `dx`,
+ * `dweight` and `dbias` (allocated by the caller), the weight and bias sums over rows in float64
+ * in the module's scratch. False, writing nothing, where it does not apply.
+ */
+export function wasmLayerNormGrad(
+  backend: BackendWasm,
+  inputs: { dy: TensorInfo; x: TensorInfo; weight: TensorInfo; mean: TensorInfo; rstd: TensorInfo },
+  outputs: { dx: TensorInfo; dweight: TensorInfo; dbias: TensorInfo },
+): boolean {
+  const { dy, x, weight, mean, rstd } = inputs;
+  const block = rowBlock(x);
+  if (block === null || [dy, weight, mean, rstd].some((info) => info.dtype !== 'float32')) return false;
+  const found = instanceFor(backend);
+  // 2n float64 column sums in the packing scratch (free between calls; 8-byte aligned by malloc).
+  if (16 * block.cols > 4 * found.exports.work_floats() || found.work % 8 !== 0) return false;
+  const at = (info: TensorInfo) => heapOffset(backend, info);
+  found.exports.layer_norm_grad_rows(block.rows, block.cols, at(dy), at(x), at(weight), at(mean), at(rstd), at(outputs.dx), found.work, at(outputs.dweight), at(outputs.dbias));
+  return true;
 }
 
 /** Most threads `MIE_THREADS` may ask for. */

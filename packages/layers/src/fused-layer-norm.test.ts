@@ -3,6 +3,19 @@ import { withEnvironment } from '@mie/test-utils';
 import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, fusedLayerNorm } from './fused-layer-norm';
 import { LayerNorm } from './layer-norm';
 
+// On wasm the kernels use @mie/core's SIMD passes, and JavaScript loops where the backend has no
+// SIMD module; `mockNoSimd` makes the passes report that, to test the loops on wasm too.
+let mockNoSimd = false;
+jest.mock('@mie/core', () => {
+  const actual = jest.requireActual('@mie/core');
+  return {
+    ...actual,
+    simdPassesAvailable: () => !mockNoSimd && actual.simdPassesAvailable(),
+    wasmLayerNorm: (...args: unknown[]) => !mockNoSimd && actual.wasmLayerNorm(...args),
+    wasmLayerNormGrad: (...args: unknown[]) => !mockNoSimd && actual.wasmLayerNormGrad(...args),
+  };
+});
+
 /** Runs `run` with MIE_FUSED_KERNELS set to `value` (the composition under '0'). */
 const withFusedKernels = <T>(value: '0' | 'all', run: () => T): T => withEnvironment('MIE_FUSED_KERNELS', value, run);
 
@@ -43,14 +56,22 @@ const SHAPES: number[][] = [
   [6, 1], // one feature: the variance is 0
 ];
 
-describe.each(FUSED_KERNEL_BACKENDS)('the fused LayerNorm kernels on %s', (backend) => {
-  // Used by default on cpu only (faster than the composition there), tested on both: forced here.
+const VARIANTS: Array<[(typeof FUSED_KERNEL_BACKENDS)[number], 'SIMD passes' | 'JavaScript loops']> = [
+  ['cpu', 'JavaScript loops'],
+  ['wasm', 'SIMD passes'],
+  ['wasm', 'JavaScript loops'],
+];
+
+describe.each(VARIANTS)('the fused LayerNorm kernels on %s with %s', (backend, variant) => {
+  // Not used by default on wasm without the SIMD module (see layer-norm.ts), tested there: forced here.
   const previous = process.env.MIE_FUSED_KERNELS;
   beforeAll(async () => {
     await setBackend(backend);
     process.env.MIE_FUSED_KERNELS = 'all';
+    mockNoSimd = variant === 'JavaScript loops';
   });
   afterAll(() => {
+    mockNoSimd = false;
     if (previous === undefined) delete process.env.MIE_FUSED_KERNELS;
     else process.env.MIE_FUSED_KERNELS = previous;
   });
@@ -131,19 +152,27 @@ describe.each(FUSED_KERNEL_BACKENDS)('the default choice of LayerNorm kernels on
     await setBackend(backend);
   });
 
-  // The kernel by default on cpu; on wasm for inputs of at most 32768 elements (a decoding step's
-  // rows), the composition's SIMD kernels above that.
+  afterEach(() => {
+    mockNoSimd = false;
+  });
+
+  // The kernel by default on cpu and on wasm with the SIMD module; without it, for inputs of at
+  // most 32768 elements (a decoding step's rows), the composition's SIMD kernels above that.
   it.each([
-    [[1, 1, 512], true],
-    [[64, 512], true],
-    [[65, 512], false],
-  ])('input %j uses the fused kernel on wasm: %s', async (shape, onWasm) => {
-    const norm = new LayerNorm({ normalizedShape: 512 });
-    const x = tf.randomNormal(shape as number[], 0, 1, 'float32', 5);
-    const names = (await tf.profile(() => tf.dispose(norm.forward(x)))).kernelNames;
-    expect(names.includes(LAYER_NORM_KERNEL)).toBe(backend === 'cpu' || onWasm);
-    expect(names.includes('Rsqrt')).toBe(!(backend === 'cpu' || onWasm));
-    x.dispose();
-    norm.dispose();
+    [[1, 1, 512], true, true],
+    [[64, 512], true, true],
+    [[65, 512], true, false],
+  ])('input %j uses the fused kernel on wasm: %s with the SIMD module, %s without', async (shape, withSimd, withoutSimd) => {
+    for (const noSimd of [false, true]) {
+      mockNoSimd = noSimd;
+      const onWasm = noSimd ? withoutSimd : withSimd;
+      const norm = new LayerNorm({ normalizedShape: 512 });
+      const x = tf.randomNormal(shape as number[], 0, 1, 'float32', 5);
+      const names = (await tf.profile(() => tf.dispose(norm.forward(x)))).kernelNames;
+      expect(names.includes(LAYER_NORM_KERNEL)).toBe(backend === 'cpu' || onWasm);
+      expect(names.includes('Rsqrt')).toBe(!(backend === 'cpu' || onWasm));
+      x.dispose();
+      norm.dispose();
+    }
   });
 });

@@ -10,7 +10,7 @@
  * (two passes over the row, accumulated in float64, so no cancellation), `rstd = 1 / sqrt(var +
  * eps)`; the forward saves `mean` and `rstd` for the backward.
  */
-import { registerFusedKernel, runFusedKernel, tf, type FusedKernel } from '@mie/core';
+import { registerFusedKernel, runFusedKernel, simdPassesAvailable, tf, wasmLayerNorm, wasmLayerNormGrad, type FusedKernel } from '@mie/core';
 
 /** The forward kernel: `y, mean, rstd` of `x [..., n]`, `weight [n]`, `bias [n]`. */
 export const LAYER_NORM_KERNEL = 'MieLayerNorm';
@@ -27,12 +27,16 @@ interface LayerNormAttrs {
 
 const layerNorm: FusedKernel<LayerNormAttrs> = {
   kernelName: LAYER_NORM_KERNEL,
-  defaultBackends: ['cpu'], // on wasm the composition is faster but on small inputs: see layer-norm.ts
+  // On wasm: the SIMD module's pass wherever it is loaded; else the loop below, which beats the
+  // composition on small inputs only (see layer-norm.ts).
+  defaultBackends: ['cpu'],
+  defaultWhen: { wasm: simdPassesAvailable },
   defaultUpToElements: { wasm: 32768 },
   outputShapes: ({ x }) => {
     const rows = tf.util.sizeFromShape(x.slice(0, -1));
     return [x, [rows], [rows]];
   },
+  wasmCompute: (backend, { x, weight, bias }, [y, mean, rstd], { eps }) => wasmLayerNorm(backend, { x, weight, bias }, { y, mean, rstd }, eps),
   compute({ x, weight, bias }, [y, mean, rstd], shapes, { eps }) {
     const n = shapes.x[shapes.x.length - 1];
     const rows = mean.length;
@@ -101,8 +105,10 @@ const layerNorm: FusedKernel<LayerNormAttrs> = {
 // float64 (float32 inputs, products exact to 48 bits).
 const layerNormGrad: FusedKernel = {
   kernelName: LAYER_NORM_GRAD_KERNEL,
-  defaultBackends: ['cpu'], // on wasm the composition is faster: see layer-norm.ts
+  defaultBackends: ['cpu'], // on wasm the SIMD pass, or the loop where the forward used its own
+  defaultWhen: { wasm: simdPassesAvailable },
   outputShapes: ({ x, weight }) => [x, weight, weight],
+  wasmCompute: (backend, { dy, x, weight, mean, rstd }, [dx, dweight, dbias]) => wasmLayerNormGrad(backend, { dy, x, weight, mean, rstd }, { dx, dweight, dbias }),
   compute({ dy, x, weight, mean, rstd }, [dx, dweight, dbias], shapes) {
     const n = shapes.x[shapes.x.length - 1];
     const rows = mean.length;

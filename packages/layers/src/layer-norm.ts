@@ -45,10 +45,11 @@ export class LayerNorm extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     checkFeatures('LayerNorm', 'input x', x, this.config.normalizedShape, 'normalizedShape');
     // One kernel forward and one backward (fused-layer-norm.ts) on cpu, where it is 4x faster than
-    // the composition ([1400, 128] forward + backward: 14 ms against 58). On wasm the composition's
-    // SIMD kernels win on large inputs despite their dispatches (forward [256, 512]: 0.27 ms against
-    // 0.47), the kernel on small ones (a decoding step's [1, 512]: 18 us against 107), so there it
-    // is used up to 32768 elements (see fused-layer-norm.ts) or with MIE_FUSED_KERNELS=all.
+    // the composition ([1400, 128] forward + backward: 14 ms against 58), and on wasm with the
+    // SIMD module's passes. Without them the composition's SIMD kernels win on large inputs despite
+    // their dispatches (forward [256, 512]: 0.27 ms against 0.47), the JavaScript kernel on small
+    // ones (a decoding step's [1, 512]: 18 us against 107), so there it is used up to 32768
+    // elements (see fused-layer-norm.ts) or with MIE_FUSED_KERNELS=all.
     if (this.weight && this.bias && fusedKernelAvailable(LAYER_NORM_KERNEL, x.size)) {
       return fusedLayerNorm(x, this.weight, this.bias, this.config.eps);
     }
