@@ -505,3 +505,23 @@ void layer_norm_grad_rows(int rows, int n, const float *dy, const float *x, cons
     db[j] = (float)acc_b[j];
   }
 }
+
+/*
+ * Inverted dropout in one pass: a keep-mask from xorshift128 (Marsaglia 2003) seeded with the
+ * state words (a, b, c, d), one 32-bit draw per element kept when draw >= threshold, so
+ * P(keep) = 1 - threshold / 2^32; mask = scale or 0, y = x * mask. The same sequence, element
+ * for element, as dropoutMask in src/dropout.ts.
+ */
+EXPORT(dropout_apply)
+void dropout_apply(int n, const float *x, unsigned a, unsigned b, unsigned c, unsigned d, unsigned threshold, float scale, float *y, float *mask) {
+  for (int i = 0; i < n; i++) {
+    const unsigned t = a ^ (a << 11);
+    a = b;
+    b = c;
+    c = d;
+    d = d ^ (d >> 19) ^ t ^ (t >> 8);
+    const float m = d >= threshold ? scale : 0.f;
+    mask[i] = m;
+    y[i] = x[i] * m;
+  }
+}

@@ -79,7 +79,7 @@ describe('the SIMD GEMM module', () => {
       const module = new wasm.Module(bytes);
       // It owns no memory: the only import is the backend's (or the pool's) heap.
       expect(wasm.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
-      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['adamw_update', 'column_sums', 'exp_affine_rows', 'gemm', 'gemv_t', 'layer_norm_grad_rows', 'layer_norm_rows', 'row_exp_stats', 'work_floats']);
+      expect(wasm.Module.exports(module).map((e) => e.name).sort()).toEqual(['adamw_update', 'column_sums', 'dropout_apply', 'exp_affine_rows', 'gemm', 'gemv_t', 'layer_norm_grad_rows', 'layer_norm_rows', 'row_exp_stats', 'work_floats']);
     }
     // The shared builds accept only a shared memory, the private ones only a private memory.
     const shared = new wasm.Memory({ initial: 1, maximum: 1, shared: true });

@@ -28,6 +28,7 @@ interface GemmExports {
   exp_affine_rows(rows: number, cols: number, x: number, shift: number, scale: number, offset: number, out: number): void;
   layer_norm_rows(rows: number, n: number, x: number, w: number, b: number, eps: number, y: number, mean: number, rstd: number): void;
   layer_norm_grad_rows(rows: number, n: number, dy: number, x: number, w: number, mean: number, rstd: number, dx: number, acc: number, dw: number, db: number): void;
+  dropout_apply(n: number, x: number, a: number, b: number, c: number, d: number, threshold: number, scale: number, y: number, mask: number): void;
   adamw_update(n: number, p: number, g: number, m: number, v: number, outP: number, outM: number, outV: number, beta1: number, beta2: number, eps: number, decay: number, stepSize: number, bc2Sqrt: number): void;
 }
 
@@ -338,6 +339,23 @@ export function wasmLayerNormGrad(
   if (16 * block.cols > 4 * found.exports.work_floats() || found.work % 8 !== 0) return false;
   const at = (info: TensorInfo) => heapOffset(backend, info);
   found.exports.layer_norm_grad_rows(block.rows, block.cols, at(dy), at(x), at(weight), at(mean), at(rstd), at(outputs.dx), found.work, at(outputs.dweight), at(outputs.dbias));
+  return true;
+}
+
+/**
+ * Inverted dropout of a float32 tensor on the wasm heap in one pass (`dropout_apply`): writes
+ * `y = x * mask` and `mask` (allocated by the caller, `x`'s shape) from the xorshift128 state
+ * words and the keep threshold. False, writing nothing, where the SIMD module is not loaded.
+ */
+export function wasmDropout(
+  backend: BackendWasm, x: TensorInfo, outputs: { y: TensorInfo; mask: TensorInfo }, state: readonly [number, number, number, number], threshold: number, scale: number,
+): boolean {
+  if (!simdModuleLoaded || x.dtype !== 'float32') return false;
+  const n = x.shape.reduce((a, b) => a * b, 1);
+  if (n === 0) return true;
+  const at = (info: TensorInfo) => heapOffset(backend, info);
+  // Unsigned words pass through the i32 parameters as their signed bit patterns.
+  instanceFor(backend).exports.dropout_apply(n, at(x), state[0] | 0, state[1] | 0, state[2] | 0, state[3] | 0, threshold | 0, scale, at(outputs.y), at(outputs.mask));
   return true;
 }
 
