@@ -20,6 +20,7 @@ export {
 } from './learning-rate-schedules';
 export { clipGradNorm, clipGradNormAsync, type ClippedGradients } from './clip-grad-norm';
 export { GradientAccumulator } from './gradient-accumulator';
+export { ExponentialMovingAverage, type ExponentialMovingAverageOptions, type ExponentialMovingAverageState } from './exponential-moving-average';
 export { mixSeeds, seededPermutation, seededUniform } from './random-order';
 export { padBatch, bucketByLength, type PaddedBatch, type PadBatchOptions, type BucketByLengthOptions } from './batching';
 export { ShuffledBatches, type DataSource, type DataInput, type ShuffledBatchesOptions } from './data-source';
@@ -40,6 +41,7 @@ export {
   type FitResult,
   type LossFunction,
   type EvaluateFunction,
+  type TrainerEmaOptions,
 } from './trainer';
 export {
   TRAINING_CHECKPOINT_FILE,
@@ -50,6 +52,8 @@ export {
   type StepRecord,
   type EvaluationRecord,
   type TrainerState,
+  type EmaRecord,
+  type CheckpointEma,
 } from './training-checkpoint';
 export {
   createProgressReporter,

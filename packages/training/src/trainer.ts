@@ -21,6 +21,7 @@ import { AdamW } from './adamw';
 import { clipGradNormTensors } from './clip-grad-norm';
 import type { DataInput, DataSource } from './data-source';
 import { MieTrainingError } from './errors';
+import { ExponentialMovingAverage } from './exponential-moving-average';
 import { GradientAccumulator } from './gradient-accumulator';
 import { valueAndGradients, type NamedGradients } from './gradients';
 import { constantSchedule, type LearningRateSchedule } from './learning-rate-schedules';
@@ -41,6 +42,16 @@ export type LossFunction<M extends Module, B> = (model: M, batch: B) => tf.Tenso
 
 /** Computes an evaluation metric (the model is in evaluation mode during the call). */
 export type EvaluateFunction<M extends Module> = (model: M, info: { step: number; epoch: number }) => number | Promise<number>;
+
+/** The Trainer's `ema` option: a moving average of the weights ({@link ExponentialMovingAverage}). */
+export interface TrainerEmaOptions {
+  /** Weight of the old average at each update, in [0, 1). Required. */
+  decay: number;
+  /** Optimizer steps between updates (the average spans about `every / (1 - decay)` steps). Default `1`. */
+  every?: number;
+  /** Ramp the decay up over the first updates (see {@link ExponentialMovingAverage}). Default `true`. */
+  warmup?: boolean;
+}
 
 /** Options of {@link Trainer}. */
 export interface TrainerOptions<M extends Module, B> {
@@ -97,6 +108,13 @@ export interface TrainerOptions<M extends Module, B> {
   countTokens?: (batch: B) => number;
   /** Called after every optimizer step. */
   onStep?: (record: StepRecord) => void;
+  /**
+   * Keep a moving average of the weights ({@link Trainer.ema}), updated every `every` steps after
+   * the optimizer's update. Evaluations (and so `dir/best`) use the averaged weights; training goes
+   * on from the trained ones, and `dir/last` keeps both. After `fit` the model holds the trained
+   * weights: `trainer.ema.copyTo()` puts the averages in. Default: none.
+   */
+  ema?: TrainerEmaOptions;
   /** Whether to dispose the tensors of each batch after its step (the Trainer owns batches). Default `true`. */
   disposeBatches?: boolean;
   /**
@@ -139,7 +157,7 @@ export interface FitResult {
 const OPTIONS = [
   'model', 'loss', 'data', 'optimizer', 'schedule', 'maxSteps', 'maxEpochs', 'maxMinutes', 'accumulationSteps', 'clipGradNorm', 'seed',
   'evaluate', 'evalEvery', 'metricMode', 'checkpointDir', 'saveEvery', 'logEvery', 'progress', 'log', 'countTokens', 'onStep', 'disposeBatches',
-  'fileSystem',
+  'fileSystem', 'ema',
 ] as const;
 const NAME = 'Trainer';
 
@@ -188,6 +206,10 @@ export class Trainer<M extends Module, B> {
   readonly #data: DataSource<B>;
   /** The optimizer the Trainer updates the model with. */
   readonly optimizer: AdamW;
+  /** The moving average of the weights (option `ema`), or null. Freed with `dispose()`. */
+  readonly ema: ExponentialMovingAverage | null;
+  readonly #emaEvery: number;
+  readonly #ownsOptimizer: boolean;
   readonly #schedule: LearningRateSchedule;
   #state: TrainerState;
   #iterator: Iterator<B> | null = null;
@@ -225,12 +247,37 @@ export class Trainer<M extends Module, B> {
     checkOneOf(NAME, 'progress', options.progress ?? 'auto', ['auto', 'bar', 'lines', 'none'] as const);
     this.#options = { ...options, accumulationSteps, seed, metricMode };
     this.optimizer = options.optimizer ?? new AdamW(model);
+    this.#ownsOptimizer = options.optimizer === undefined;
     if (!(this.optimizer instanceof AdamW)) throw new MieConfigError(errorMessage(NAME, 'option "optimizer"', 'must be an AdamW', this.optimizer));
     this.#schedule = options.schedule ?? constantSchedule(this.optimizer.config.lr);
+    if (options.ema !== undefined) {
+      const ema = checkOptions(`${NAME} option "ema"`, options.ema, ['decay', 'every', 'warmup']);
+      this.#emaEvery = checkPositiveInteger(`${NAME} option "ema"`, 'every', ema.every ?? 1);
+      if (typeof ema.decay !== 'number' || !Number.isFinite(ema.decay) || ema.decay < 0 || ema.decay >= 1) {
+        throw new MieConfigError(errorMessage(`${NAME} option "ema"`, 'option "decay"', 'must be a number in [0, 1)', ema.decay));
+      }
+      if (ema.warmup !== undefined && typeof ema.warmup !== 'boolean') {
+        throw new MieConfigError(errorMessage(`${NAME} option "ema"`, 'option "warmup"', 'must be a boolean', ema.warmup));
+      }
+      this.ema = new ExponentialMovingAverage(model, { decay: ema.decay, ...(ema.warmup === undefined ? {} : { warmup: ema.warmup }) });
+    } else {
+      this.#emaEvery = 1;
+      this.ema = null;
+    }
     this.#state = {
       formatVersion: 1, step: 0, epoch: 0, batchInEpoch: 0, seed,
       optimizer: { lr: this.optimizer.lr, steps: {} }, bestMetric: null, bestStep: null, history: [], evaluations: [],
     };
+  }
+
+  /** Frees what the Trainer made: its weight average, and its optimizer when it made it (no `optimizer` option). */
+  dispose(): void {
+    this.ema?.dispose();
+    if (this.#ownsOptimizer) this.optimizer.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /** Optimizer steps done so far. */
@@ -407,6 +454,7 @@ export class Trainer<M extends Module, B> {
       accumulator.dispose();
     }
     state.step = step;
+    if (this.ema !== null && step % this.#emaEvery === 0) this.ema.update();
     const record: StepRecord = { step, epoch: state.epoch, loss: lossSum / batches, lr };
     if (gradNorm !== undefined) record.gradNorm = gradNorm;
     state.history.push(record);
@@ -414,6 +462,12 @@ export class Trainer<M extends Module, B> {
   }
 
   async #evaluate(reporter: ProgressReporter): Promise<void> {
+    // With a weight average, the averaged weights are evaluated and, when best, saved.
+    if (this.ema !== null) await this.ema.withAveraged(() => this.#evaluateAndKeep(reporter));
+    else await this.#evaluateAndKeep(reporter);
+  }
+
+  async #evaluateAndKeep(reporter: ProgressReporter): Promise<void> {
     const { model, evaluate, metricMode, checkpointDir } = this.#options;
     const modes = model.modules().map((module) => [module, module.training] as const);
     model.eval();
@@ -457,7 +511,8 @@ export class Trainer<M extends Module, B> {
   }
 
   async #saveLast(): Promise<void> {
-    await writeTrainingCheckpointFrom(NAME, this.lastCheckpointDir!, this.#options.model, this.optimizer, this.#state, this.#options.fileSystem);
+    const ema = this.ema === null ? undefined : { average: this.ema, every: this.#emaEvery };
+    await writeTrainingCheckpointFrom(NAME, this.lastCheckpointDir!, this.#options.model, this.optimizer, this.#state, this.#options.fileSystem, ema);
   }
 
   /**
@@ -477,6 +532,7 @@ export class Trainer<M extends Module, B> {
       seed,
       // Without evaluate the mode is unused, and the file's evaluations may be of either.
       metricMode: evaluate === undefined ? undefined : metricMode,
+      ...(this.ema === null ? {} : { ema: { average: this.ema, every: this.#emaEvery } }),
     });
     this.#closeIterator();
     this.#state = saved;

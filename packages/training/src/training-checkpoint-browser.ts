@@ -6,7 +6,7 @@
 import { MieBackendError } from '@mie/core';
 import type * as NodeCheckpoint from './training-checkpoint';
 
-export type { EvaluationRecord, ReadTrainingCheckpointOptions, StepRecord, TrainerState } from './training-checkpoint';
+export type { CheckpointEma, EmaRecord, EvaluationRecord, ReadTrainingCheckpointOptions, StepRecord, TrainerState } from './training-checkpoint';
 
 export const TRAINING_CHECKPOINT_FILE = 'checkpoint.safetensors';
 

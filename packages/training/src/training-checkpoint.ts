@@ -1,8 +1,9 @@
 /**
  * The resumable checkpoint of a training run, `dir/last/checkpoint.safetensors`: ONE file, so that
  * one atomic rename (`writeFilesAtomically`) replaces it whole and a crash never pairs new
- * weights with an old optimizer state. Tensors: `model.<parameter>` (the model's state dict) and
- * `optimizer.<expAvg|expAvgSq>.<parameter>`; metadata `mie.trainer`: the {@link TrainerState} JSON.
+ * weights with an old optimizer state. Tensors: `model.<parameter>` (the model's state dict),
+ * `optimizer.<expAvg|expAvgSq>.<parameter>` and, for a run that averages its weights,
+ * `ema.<parameter>`; metadata `mie.trainer`: the {@link TrainerState} JSON.
  *
  * The file is written streamed (the values go from the backend to the file in chunks), so a
  * checkpoint of any size is one file. Reading treats it as untrusted: only a regular file within a
@@ -32,6 +33,7 @@ import {
 } from '@mie/core';
 import type { AdamW, OptimizerState } from './adamw';
 import { MieTrainingError } from './errors';
+import type { ExponentialMovingAverage } from './exponential-moving-average';
 
 /** File name of the resumable checkpoint inside `dir/last`. */
 export const TRAINING_CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -77,6 +79,27 @@ export interface TrainerState {
   /** Every step of the run, and every evaluation. */
   history: StepRecord[];
   evaluations: EvaluationRecord[];
+  /**
+   * The run's moving average of the weights (the Trainer's `ema` option; its averages are the
+   * `ema.*` tensors): its configuration, and the updates done. Absent for a run without one.
+   */
+  ema?: EmaRecord;
+}
+
+/** The JSON of a run's weight average in its checkpoint. */
+export interface EmaRecord {
+  decay: number;
+  warmup: boolean;
+  /** Optimizer steps between updates. */
+  every: number;
+  updates: number;
+}
+
+/** A run's weight average and how often it is updated, for {@link writeTrainingCheckpoint} and {@link readTrainingCheckpoint}. */
+export interface CheckpointEma {
+  average: ExponentialMovingAverage;
+  /** Optimizer steps between updates. */
+  every: number;
 }
 
 /** Options of {@link readTrainingCheckpoint}: what the run that resumes expects of the file. */
@@ -85,6 +108,12 @@ export interface ReadTrainingCheckpointOptions {
   seed?: number;
   /** The resuming run's metric mode: the file's best metric must be the lowest (`'min'`) or highest (`'max'`) evaluation. Default: either. */
   metricMode?: 'min' | 'max';
+  /**
+   * The resuming run's weight average, loaded from the file's `ema.*` tensors. A file with an
+   * average read without one, or without one read with one, or of another decay, warm-up or
+   * `every`, is a `MieTrainingError`. Default: none.
+   */
+  ema?: CheckpointEma;
 }
 
 /**
@@ -99,14 +128,22 @@ export async function writeTrainingCheckpointFrom(
   optimizer: AdamW,
   state: TrainerState,
   fileSystem?: FileSystem,
+  ema?: CheckpointEma,
 ): Promise<void> {
   const optimizerState = optimizer.getState();
   const tensors: NamedTensors = {};
   for (const [name, tensor] of Object.entries(model.stateDict())) tensors[`model.${name}`] = tensor;
   for (const [name, tensor] of Object.entries(optimizerState.tensors)) tensors[`optimizer.${name}`] = tensor;
+  const json: TrainerState = { ...state, optimizer: optimizerState.json };
+  delete json.ema;
+  if (ema !== undefined) {
+    const averaged = ema.average.getState();
+    for (const [name, tensor] of Object.entries(averaged.tensors)) tensors[`ema.${name}`] = tensor;
+    json.ema = { decay: ema.average.decay, warmup: ema.average.warmup, every: ema.every, updates: averaged.updates };
+  }
   // Streamed: the values go from the backend to the file in chunks, so a checkpoint of any size (weights
   // and both moments: above 2 GiB from ~179M parameters) is written with bounded extra memory.
-  const encoding = encodeSafetensors(tensors, { format: 'mie-training-checkpoint', 'mie.trainer': JSON.stringify({ ...state, optimizer: optimizerState.json }) });
+  const encoding = encodeSafetensors(tensors, { format: 'mie-training-checkpoint', 'mie.trainer': JSON.stringify(json) });
   try {
     await writeFilesAtomically(dir, [[TRAINING_CHECKPOINT_FILE, encoding]], { fs: fileSystem });
   } catch (error) {
@@ -117,10 +154,11 @@ export async function writeTrainingCheckpointFrom(
 /**
  * Writes the checkpoint into `dir` atomically (a crash leaves the previous one whole). A failed
  * write (a full disk, a path that cannot be a directory) is a `MieSerializationError` naming
- * `dir`, with the system error as `cause`. `fileSystem` replaces `node:fs/promises` (tests).
+ * `dir`, with the system error as `cause`. `fileSystem` replaces `node:fs/promises` (tests);
+ * `ema`, a weight average to keep with the run (its `ema.*` tensors and `state.ema`).
  */
-export async function writeTrainingCheckpoint(dir: string, model: Module, optimizer: AdamW, state: TrainerState, fileSystem?: FileSystem): Promise<void> {
-  await writeTrainingCheckpointFrom('writeTrainingCheckpoint', dir, model, optimizer, state, fileSystem);
+export async function writeTrainingCheckpoint(dir: string, model: Module, optimizer: AdamW, state: TrainerState, fileSystem?: FileSystem, ema?: CheckpointEma): Promise<void> {
+  await writeTrainingCheckpointFrom('writeTrainingCheckpoint', dir, model, optimizer, state, fileSystem, ema);
 }
 
 /** Whether `dir` holds a training checkpoint (something by that name: reading it checks what it is). */
@@ -163,7 +201,7 @@ export async function readTrainingCheckpointFrom(
   const own = model.stateDict();
   let contents: SafetensorsContents;
   try {
-    contents = await readSafetensorsFile(file, { where: prefix, maxBytes: checkpointByteLimit(own, optimizer) });
+    contents = await readSafetensorsFile(file, { where: prefix, maxBytes: checkpointByteLimit(own, optimizer, options.ema?.average) });
   } catch (error) {
     if (error instanceof MieError && error.message.startsWith(prefix)) throw error;
     throw new MieSerializationError(`${prefix}: ${causeMessage(error)}`, { cause: error });
@@ -185,13 +223,16 @@ export async function readTrainingCheckpointFrom(
     // Null-prototype objects: a tensor named "model.__proto__" must stay a key, not a prototype.
     const modelTensors: NamedTensors = Object.create(null);
     const optimizerTensors: NamedTensors = Object.create(null);
+    const emaTensors: NamedTensors = Object.create(null);
     for (const [name, tensor] of Object.entries(tensors)) {
       if (name.startsWith('model.')) modelTensors[name.slice('model.'.length)] = tensor;
       else if (name.startsWith('optimizer.')) optimizerTensors[name.slice('optimizer.'.length)] = tensor;
-      else bad(`unexpected tensor ${describeValue(name)} (expected "model.*" and "optimizer.*" tensors only)`);
+      else if (name.startsWith('ema.') && state.ema !== undefined) emaTensors[name.slice('ema.'.length)] = tensor;
+      else bad(`unexpected tensor ${describeValue(name)} (expected "model.*", "optimizer.*"${state.ema ? ' and "ema.*"' : ''} tensors only)`);
     }
     checkModelTensors(modelTensors, own, optimizer, bad, unfit);
     checkOptimizerState(state, optimizerTensors, optimizer, bad, unfit);
+    checkEma(state, emaTensors, options.ema, bad, unfit);
     // The file is sound; does it fit this run?
     if (options.seed !== undefined && state.seed !== options.seed) {
       unfit(`it was trained with seed ${state.seed}, this run has seed ${options.seed}; resuming would not reproduce the run`);
@@ -220,6 +261,8 @@ export async function readTrainingCheckpointFrom(
     } finally {
       tf.dispose(Object.values(backup.tensors));
     }
+    // Validated by checkEma: it cannot refuse the state now.
+    if (state.ema !== undefined) options.ema!.average.setState({ tensors: emaTensors, updates: state.ema.updates });
     return state;
   } finally {
     tf.dispose(Object.values(tensors));
@@ -247,10 +290,11 @@ function bytesPerElement(dtype: string): number {
  * moments of every optimized parameter (float32), the 8-byte length and the largest header the
  * safetensors reader accepts (the trainer state, with its history, lives there).
  */
-function checkpointByteLimit(own: NamedTensors, optimizer: AdamW): number {
+function checkpointByteLimit(own: NamedTensors, optimizer: AdamW, ema?: ExponentialMovingAverage): number {
   let bytes = 8 + SAFETENSORS_MAX_HEADER_BYTES;
   for (const tensor of Object.values(own)) bytes += tensor.size * bytesPerElement(tensor.dtype);
   for (const name of optimizer.parameterNames) bytes += 2 * 4 * (optimizer.parameterShape(name) ?? []).reduce((a, b) => a * b, 1);
+  if (ema !== undefined) for (const tensor of Object.values(ema.getState().tensors)) bytes += 4 * tensor.size;
   return bytes;
 }
 
@@ -301,7 +345,7 @@ const MAX = Number.MAX_SAFE_INTEGER;
 function checkTrainerState(value: unknown, fail: Fail): TrainerState {
   if (!isRecord(value)) fail(`the trainer state must be a JSON object. Received: ${describeValue(value)}`);
   const raw = value as Record<string, unknown>;
-  checkKeys(raw, 'the trainer state', STATE_KEYS, [], fail);
+  checkKeys(raw, 'the trainer state', STATE_KEYS, ['ema'], fail);
   if (field(raw, 'formatVersion') !== 1) fail(`unsupported trainer state formatVersion ${describeValue(field(raw, 'formatVersion'))} (this version reads 1)`);
   const step = integer(field(raw, 'step'), 'trainer state field "step"', 0, MAX, fail);
   const epoch = integer(field(raw, 'epoch'), 'trainer state field "epoch"', 0, MAX, fail);
@@ -381,7 +425,7 @@ function checkTrainerState(value: unknown, fail: Fail): TrainerState {
     // defineProperty: a parameter named "__proto__" must stay a plain key.
     Object.defineProperty(steps, name, { value: integer(count, `optimizer.steps[${describeValue(name)}]`, 1, step, fail), enumerable: true, writable: true, configurable: true });
   }
-  return {
+  const checked: TrainerState = {
     formatVersion: 1,
     step,
     epoch,
@@ -393,6 +437,38 @@ function checkTrainerState(value: unknown, fail: Fail): TrainerState {
     history,
     evaluations,
   };
+  if (Object.prototype.hasOwnProperty.call(raw, 'ema')) checked.ema = checkEmaRecord(field(raw, 'ema'), step, fail);
+  return checked;
+}
+
+/** The `ema` field of the trainer state: its configuration, and at most one update per step. */
+function checkEmaRecord(value: unknown, step: number, fail: Fail): EmaRecord {
+  if (!isRecord(value)) fail(`trainer state field "ema" must be an object { decay, warmup, every, updates }. Received: ${describeValue(value)}`);
+  const raw = value as Record<string, unknown>;
+  checkKeys(raw, 'trainer state field "ema"', ['decay', 'warmup', 'every', 'updates'], [], fail);
+  const decay = field(raw, 'decay');
+  if (typeof decay !== 'number' || !Number.isFinite(decay) || decay < 0 || decay >= 1) fail(`ema.decay must be a number in [0, 1). Received: ${describeValue(decay)}`);
+  const warmup = field(raw, 'warmup');
+  if (typeof warmup !== 'boolean') fail(`ema.warmup must be a boolean. Received: ${describeValue(warmup)}`);
+  const every = integer(field(raw, 'every'), 'ema.every', 1, MAX, fail);
+  const updates = integer(field(raw, 'updates'), 'ema.updates', 0, Math.floor(step / every), fail);
+  return { decay: decay as number, warmup: warmup as boolean, every, updates };
+}
+
+/** The file's weight average against the resuming run's: both or neither, the same configuration, sound tensors. */
+function checkEma(state: TrainerState, tensors: NamedTensors, ema: CheckpointEma | undefined, bad: Fail, unfit: Fail): void {
+  const saved = state.ema;
+  if (saved === undefined) {
+    if (ema !== undefined) unfit('it was trained without a moving average of the weights, and this run keeps one (option "ema")');
+    return;
+  }
+  if (ema === undefined) unfit('it was trained with a moving average of the weights (option "ema"), and this run keeps none');
+  const { average, every } = ema!;
+  if (saved.decay !== average.decay || saved.warmup !== average.warmup || saved.every !== every) {
+    unfit(`its weight average has decay ${saved.decay}, warmup ${saved.warmup}, every ${saved.every}; this run's has decay ${average.decay}, warmup ${average.warmup}, every ${every}`);
+  }
+  const problems = average.validateState({ tensors, updates: saved.updates });
+  if (problems.length) bad(`weight average: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? `; ${problems.length - 10} more problems` : ''}`);
 }
 
 /** The first NaN or infinite value of a float tensor, or null. */
