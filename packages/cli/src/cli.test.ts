@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BaseModel, MieConfigError, setBackend, tf } from '@mie/core';
+import { BaseModel, MieConfigError, readSafetensorsFile, setBackend, tf, writeSafetensors } from '@mie/core';
 import { MieTrainingError } from '@mie/training';
 import { PNG } from 'pngjs';
 import { evalG2P, inspect, pronounce, trainIris } from './commands';
@@ -66,7 +66,10 @@ describe('mie train g2p on a small slice, end to end', () => {
     expect(run.model).toEqual(metrics.config);
     expect(run.batchSize).toBe(1400);
     expect(run.peakLr).toBe(2e-3);
-    const planned = lines.map((l) => /^schedule: cosine over (\d+) steps of 1400 tokens, warm-up (\d+), peak lr 0\.002, evaluation every (\d+) steps$/.exec(l)).filter((m) => m !== null);
+    expect(run.ema).toEqual({ decay: 0.98, every: 4 });
+    const planned = lines
+      .map((l) => /^schedule: cosine over (\d+) steps of 1400 tokens, warm-up (\d+), peak lr 0\.002, evaluation every (\d+) steps of the weights' moving average \(decay 0\.98 every 4 steps\)$/.exec(l))
+      .filter((m) => m !== null);
     expect(planned).toHaveLength(1);
     const [, first, warmup, every] = planned[0].map(Number);
     expect(first).toBeGreaterThanOrEqual(50);
@@ -140,13 +143,16 @@ describe('mie train g2p on a small slice, end to end', () => {
     const good = JSON.parse(fs.readFileSync(file, 'utf8'));
     const resume = () => trainG2P({ minutes: 0.05, out: copy, seed: 3, resume: true, maxTrainWords: 50, numBeams: 0, progress: 'none', log: () => {} });
     const cases: Array<[string, RegExp]> = [
-      ['null', /must hold a JSON object \{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery \}\.$/],
+      ['null', /must hold a JSON object \{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery, ema\? \}\.$/],
       ['{"graphemes": [', /is not valid JSON/],
       ['{"constructor":{"name":{"toString":1}}}', /does not describe a G2P run: G2PModel: unknown option "constructor"/],
       [JSON.stringify({ ...good, model: { ...good.model, transformer: { ...good.model.transformer, dModel: 1e12 } } }), /has config\.model\.transformer\.dModel = 1000000000000, larger than any size the \d+-byte checkpoint can describe/],
       [JSON.stringify({ ...good, model: { ...good.model, graphemes: [{ toString: 1 }] } }), /does not describe a G2P run: Vocabulary: option "tokens" must be an array of non-empty strings\. Received: \[an object\]/],
       [JSON.stringify({ ...good, warmupSteps: good.scheduleSteps }), /does not describe a G2P run: "warmupSteps" must be an integer in \[0, scheduleSteps\)/],
       [JSON.stringify({ ...good, peakLr: '1e-3' }), /does not describe a G2P run: "peakLr" must be a number in \(0, 1\)/],
+      [JSON.stringify({ ...good, ema: { ...good.ema, decay: 1 } }), /does not describe a G2P run: "ema\.decay" must be a number in \[0, 1\)/],
+      [JSON.stringify({ ...good, ema: { ...good.ema, every: 0.5 } }), /does not describe a G2P run: "ema\.every" must be an integer >= 1/],
+      [JSON.stringify({ ...good, ema: { ...good.ema, span: 3 } }), /does not describe a G2P run: g2p-config\.json "ema": unknown option "span"/],
     ];
     for (const [text, message] of cases) {
       fs.writeFileSync(file, text);
@@ -167,6 +173,11 @@ describe('mie train g2p on a small slice, end to end', () => {
     const error = (await resume().catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(MieTrainingError);
     expect(error.message).toMatch(new RegExp(`^Trainer\\.fit: cannot resume from ${escape(path.join(copy, 'train', 'last', 'checkpoint.safetensors'))}: its weights are not this model's`));
+    expect(tf.memory().numTensors).toBe(before);
+    // A config without the weight average the checkpoint keeps: refused, not resumed without it.
+    const { ema: _ema, ...withoutEma } = good;
+    fs.writeFileSync(file, JSON.stringify(withoutEma));
+    await expect(resume()).rejects.toThrow(/trained with a moving average of the weights \(option "ema"\), and this run keeps none/);
     expect(tf.memory().numTensors).toBe(before);
   }, 120_000);
 
@@ -222,8 +233,14 @@ describe('mie train g2p on a small slice, end to end', () => {
     const copy = path.join(root, 'legacy-run');
     fs.cpSync(path.join(out, 'train'), path.join(copy, 'train'), { recursive: true });
     const file = path.join(copy, 'train', 'g2p-config.json');
-    // What earlier versions wrote: the model's config alone.
+    // What earlier versions wrote: the model's config alone, and a checkpoint without a weight average.
     fs.writeFileSync(file, JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8')).model, null, 2));
+    const checkpoint = path.join(copy, 'train', 'last', 'checkpoint.safetensors');
+    const { tensors, metadata } = await readSafetensorsFile(checkpoint);
+    const { ema: _ema, ...state } = JSON.parse(metadata['mie.trainer']);
+    const kept = Object.fromEntries(Object.entries(tensors).filter(([name]) => !name.startsWith('ema.')));
+    fs.writeFileSync(checkpoint, writeSafetensors(kept, { ...metadata, 'mie.trainer': JSON.stringify(state) }));
+    tf.dispose(Object.values(tensors));
     const logs: string[] = [];
     const again = await trainG2P({ minutes: 0.03, out: copy, seed: 3, resume: true, maxTrainWords: 400, devWords: 10, testWords: 10, numBeams: 0, progress: 'lines', logEvery: 1, log: (line) => logs.push(line) });
     expect(again.training.steps).toBeGreaterThanOrEqual(metrics.training.steps);
@@ -350,10 +367,11 @@ describe('the G2P model sized for the budget and the device', () => {
     expect(effectiveMinutes(30, { backend: 'cpu' })).toBe(10);
   });
 
-  it('grows from 2+2 to 3+3 layers after 15 reference minutes and adds dropout after an hour', () => {
-    expect(architectureFor(10)).toMatchObject({ numEncoderLayers: 2, numDecoderLayers: 2, dropout: 0 });
-    expect(architectureFor(30)).toMatchObject({ numEncoderLayers: 3, numDecoderLayers: 3, dropout: 0 });
-    expect(architectureFor(120)).toMatchObject({ numEncoderLayers: 3, dropout: 0.1 });
-    expect(new G2PModel({ transformer: architectureFor(10) }).countParameters()).toBe(941_227);
+  it('grows from 2+2 layers and d_ff 256 to 3+3 and d_ff 512 after 15 reference minutes and adds dropout after an hour', () => {
+    expect(architectureFor(10)).toMatchObject({ numEncoderLayers: 2, numDecoderLayers: 2, dFf: 256, dropout: 0 });
+    expect(architectureFor(15)).toMatchObject({ numEncoderLayers: 2, dFf: 256 });
+    expect(architectureFor(30)).toMatchObject({ numEncoderLayers: 3, numDecoderLayers: 3, dFf: 512, dropout: 0 });
+    expect(architectureFor(120)).toMatchObject({ numEncoderLayers: 3, dFf: 512, dropout: 0.1 });
+    expect(new G2PModel({ transformer: architectureFor(10) }).countParameters()).toBe(678_059);
   });
 });

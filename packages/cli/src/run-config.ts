@@ -67,14 +67,16 @@ export interface ScheduleConfig {
   warmupSteps: number;
   peakLr: number;
   evalEvery: number;
+  /** The moving average of the weights the run keeps (the Trainer's `ema` option); absent: none (a run of an earlier version). */
+  ema?: { decay: number; every: number };
 }
 
 /**
- * Checks a run's `{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery }` (the
+ * Checks a run's `{ model, batchSize, scheduleSteps, warmupSteps, peakLr, evalEvery, ema? }` (the
  * model config is the job's to check); a bad value is a `MieConfigError` naming it and `file`.
  */
 export function checkScheduleConfig(file: string, value: unknown): ScheduleConfig {
-  const config = checkOptions(file, value as ScheduleConfig, ['model', 'batchSize', 'scheduleSteps', 'warmupSteps', 'peakLr', 'evalEvery']);
+  const config = checkOptions(file, value as ScheduleConfig, ['model', 'batchSize', 'scheduleSteps', 'warmupSteps', 'peakLr', 'evalEvery', 'ema']);
   for (const key of ['batchSize', 'scheduleSteps', 'evalEvery'] as const) {
     if (!(Number.isSafeInteger(config[key]) && config[key] >= 1)) throw new MieConfigError(`"${key}" must be an integer >= 1. Received: ${String(config[key])}.`);
   }
@@ -82,5 +84,10 @@ export function checkScheduleConfig(file: string, value: unknown): ScheduleConfi
     throw new MieConfigError(`"warmupSteps" must be an integer in [0, scheduleSteps). Received: ${String(config.warmupSteps)}.`);
   }
   if (!(typeof config.peakLr === 'number' && config.peakLr > 0 && config.peakLr < 1)) throw new MieConfigError(`"peakLr" must be a number in (0, 1). Received: ${String(config.peakLr)}.`);
+  if (config.ema !== undefined) {
+    const ema = checkOptions(`${file} "ema"`, config.ema, ['decay', 'every']);
+    if (!(typeof ema.decay === 'number' && ema.decay >= 0 && ema.decay < 1)) throw new MieConfigError(`"ema.decay" must be a number in [0, 1). Received: ${String(ema.decay)}.`);
+    if (!(Number.isSafeInteger(ema.every) && ema.every >= 1)) throw new MieConfigError(`"ema.every" must be an integer >= 1. Received: ${String(ema.every)}.`);
+  }
   return config;
 }

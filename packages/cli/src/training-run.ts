@@ -127,8 +127,12 @@ export async function fitAndKeepBest<M extends BaseModel<object>, B>(
   let result: FitResult;
   try {
     result = await trainer.fit({ resume });
+    // With a moving average of the weights, the run's evaluations measured the averaged weights:
+    // the final evaluation does too, and the model keeps them.
+    trainer.ema?.copyTo();
   } finally {
     dispose();
+    trainer.dispose();
   }
   model.eval();
   const finalMetric = await evaluate(model);
