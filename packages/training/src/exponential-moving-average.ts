@@ -1,7 +1,15 @@
-import { MieConfigError, MieSerializationError, checkOptions, describeValue, errorMessage, tf } from '@mie/core';
+import { MieConfigError, MieSerializationError, checkBoolean, checkOptions, describeValue, errorMessage, tf } from '@mie/core';
 import { namedTrainableParameters, type NamedGradients, type NamedParameterSource } from './gradients';
 
 const NAME = 'ExponentialMovingAverage';
+
+/** Checks an averaging decay, a number in [0, 1), for `module` (this class, or the Trainer's `ema` option). @internal */
+export function checkDecay(module: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value >= 1) {
+    throw new MieConfigError(errorMessage(module, 'option "decay"', 'must be a number in [0, 1)', value));
+  }
+  return value;
+}
 
 /** Options of {@link ExponentialMovingAverage}. */
 export interface ExponentialMovingAverageOptions {
@@ -53,13 +61,8 @@ export class ExponentialMovingAverage {
 
   constructor(model: NamedParameterSource, options: ExponentialMovingAverageOptions) {
     checkOptions(NAME, options, ['decay', 'warmup']);
-    const { decay, warmup = true } = options;
-    if (typeof decay !== 'number' || !Number.isFinite(decay) || decay < 0 || decay >= 1) {
-      throw new MieConfigError(errorMessage(NAME, 'option "decay"', 'must be a number in [0, 1)', decay));
-    }
-    if (typeof warmup !== 'boolean') throw new MieConfigError(errorMessage(NAME, 'option "warmup"', 'must be a boolean', warmup));
-    this.decay = decay;
-    this.warmup = warmup;
+    this.decay = checkDecay(NAME, options.decay);
+    this.warmup = checkBoolean(NAME, 'warmup', options.warmup ?? true);
     this.#parameters = namedTrainableParameters(model).filter(([, variable]) => variable.dtype === 'float32');
     if (this.#parameters.length === 0) throw new MieConfigError(`${NAME}: the model has no trainable float32 parameters to average.`);
     for (const [name, variable] of this.#parameters) this.#averages.set(name, copyOf(variable));

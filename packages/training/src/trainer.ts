@@ -2,6 +2,7 @@ import {
   BaseModel,
   MieConfigError,
   WEIGHTS_FILE,
+  checkBoolean,
   checkOneOf,
   MieSerializationError,
   causeMessage,
@@ -21,7 +22,7 @@ import { AdamW } from './adamw';
 import { clipGradNormTensors } from './clip-grad-norm';
 import type { DataInput, DataSource } from './data-source';
 import { MieTrainingError } from './errors';
-import { ExponentialMovingAverage } from './exponential-moving-average';
+import { ExponentialMovingAverage, checkDecay } from './exponential-moving-average';
 import { GradientAccumulator } from './gradient-accumulator';
 import { valueAndGradients, type NamedGradients } from './gradients';
 import { constantSchedule, type LearningRateSchedule } from './learning-rate-schedules';
@@ -34,6 +35,7 @@ import {
   writeTrainingCheckpointFrom,
   type EvaluationRecord,
   type StepRecord,
+  type CheckpointEma,
   type TrainerState,
 } from './training-checkpoint';
 
@@ -251,15 +253,13 @@ export class Trainer<M extends Module, B> {
     if (!(this.optimizer instanceof AdamW)) throw new MieConfigError(errorMessage(NAME, 'option "optimizer"', 'must be an AdamW', this.optimizer));
     this.#schedule = options.schedule ?? constantSchedule(this.optimizer.config.lr);
     if (options.ema !== undefined) {
-      const ema = checkOptions(`${NAME} option "ema"`, options.ema, ['decay', 'every', 'warmup']);
-      this.#emaEvery = checkPositiveInteger(`${NAME} option "ema"`, 'every', ema.every ?? 1);
-      if (typeof ema.decay !== 'number' || !Number.isFinite(ema.decay) || ema.decay < 0 || ema.decay >= 1) {
-        throw new MieConfigError(errorMessage(`${NAME} option "ema"`, 'option "decay"', 'must be a number in [0, 1)', ema.decay));
-      }
-      if (ema.warmup !== undefined && typeof ema.warmup !== 'boolean') {
-        throw new MieConfigError(errorMessage(`${NAME} option "ema"`, 'option "warmup"', 'must be a boolean', ema.warmup));
-      }
-      this.ema = new ExponentialMovingAverage(model, { decay: ema.decay, ...(ema.warmup === undefined ? {} : { warmup: ema.warmup }) });
+      const where = `${NAME} option "ema"`;
+      const ema = checkOptions(where, options.ema, ['decay', 'every', 'warmup']);
+      this.#emaEvery = checkPositiveInteger(where, 'every', ema.every ?? 1);
+      // Checked here too, so that a bad value is named as the Trainer's option.
+      const decay = checkDecay(where, ema.decay);
+      const warmup = checkBoolean(where, 'warmup', ema.warmup ?? true);
+      this.ema = new ExponentialMovingAverage(model, { decay, warmup });
     } else {
       this.#emaEvery = 1;
       this.ema = null;
@@ -510,9 +510,13 @@ export class Trainer<M extends Module, B> {
     }
   }
 
+  /** The weight average as the checkpoint keeps it, or undefined without one. */
+  #checkpointEma(): CheckpointEma | undefined {
+    return this.ema === null ? undefined : { average: this.ema, every: this.#emaEvery };
+  }
+
   async #saveLast(): Promise<void> {
-    const ema = this.ema === null ? undefined : { average: this.ema, every: this.#emaEvery };
-    await writeTrainingCheckpointFrom(NAME, this.lastCheckpointDir!, this.#options.model, this.optimizer, this.#state, this.#options.fileSystem, ema);
+    await writeTrainingCheckpointFrom(NAME, this.lastCheckpointDir!, this.#options.model, this.optimizer, this.#state, this.#options.fileSystem, this.#checkpointEma());
   }
 
   /**
@@ -532,7 +536,7 @@ export class Trainer<M extends Module, B> {
       seed,
       // Without evaluate the mode is unused, and the file's evaluations may be of either.
       metricMode: evaluate === undefined ? undefined : metricMode,
-      ...(this.ema === null ? {} : { ema: { average: this.ema, every: this.#emaEvery } }),
+      ema: this.#checkpointEma(),
     });
     this.#closeIterator();
     this.#state = saved;
