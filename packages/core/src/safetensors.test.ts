@@ -691,6 +691,14 @@ describe('parseStrictJson', () => {
     expectJsonError('[1] x', 'after the JSON value', 4);
   });
 
+  it('finds the end, an escape or a control character after a long plain run of a string, at its position', () => {
+    const run = 'a\u00e9\u4e2d\ud83d\ude00'.repeat(50_000);
+    expect(parseStrictJson(`{"k":"${run}\\n${run}"}`)).toEqual({ k: `${run}\n${run}` });
+    expectJsonError(`"${run}\u001f"`, 'unescaped control character U+001f', run.length + 1);
+    expectJsonError(`"${run}\\q"`, "invalid escape sequence '\\q'", run.length + 1);
+    expectJsonError(`["${run}`, 'unterminated string', 1);
+  });
+
   it('parses what JSON.parse parses, identically', () => {
     const documents = fc.oneof(
       fc.json(),
